@@ -129,6 +129,13 @@ def _build_parser() -> _Parser:
     rp.add_argument("--out", default="results")
     rp.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     rp.add_argument("--seed", type=_nonneg_int, default=0)
+    rp.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="reproduce only these checks/figures (names from `prl list`)",
+    )
     return p
 
 
@@ -308,9 +315,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from prl.registry import CHECKS, FIGURES, load_plugins
     from prl.reproduce import reproduce
 
-    checks, figs = reproduce(args.out, quick=args.quick, device=args.device, seed=args.seed)
+    only_checks = only_figures = None
+    if args.only is not None:
+        load_plugins()
+        unknown = [n for n in args.only if n not in CHECKS and n not in FIGURES]
+        if unknown:
+            raise UsageError(
+                f"prl reproduce: unknown check or figure {', '.join(map(repr, unknown))}; "
+                "see `prl list`"
+            )
+        only_checks = [n for n in args.only if n in CHECKS]
+        only_figures = [n for n in args.only if n in FIGURES]
+    checks, figs = reproduce(
+        args.out,
+        quick=args.quick,
+        device=args.device,
+        seed=args.seed,
+        checks=only_checks,
+        figures=only_figures,
+    )
     return 0 if all(c.passed for c in checks) and all(f.ok for f in figs) else 1
 
 

@@ -347,6 +347,8 @@ def check_regret_identity(quick: bool, device: Any, seed: int) -> CheckResult:
     gen = _gen(seed, device)
     ts = _logspace(0, math.log10(T), 20)
     rows, worst = [], 0.0
+    fig, axes = new_figure(ncols=1)
+    ax = axes[0, 0]
     for n in (3, 10, 30):
         P = _games(n, G, gen)
         for mode in ("exact", "sampled"):
@@ -358,6 +360,17 @@ def check_regret_identity(quick: bool, device: Any, seed: int) -> CheckResult:
             per_t = torch.as_tensor(res.t, dtype=torch.float64, device=expl.device)[:, None]
             diff = float((expl - res.regret / per_t).abs().max())
             worst = max(worst, diff)
+            if n == 10:
+                mean_expl = expl.mean(-1).cpu().numpy()
+                mean_reg = (res.regret / per_t).mean(-1).cpu().numpy()
+                ax.loglog(res.t, mean_expl, lw=2.5, alpha=0.5, label=f"exploitability ({mode})")
+                ax.loglog(
+                    res.t,
+                    mean_reg,
+                    "k:" if mode == "exact" else "k--",
+                    lw=1,
+                    label=f"Regret(T)/T ({mode})",
+                )
             rows.append(
                 {
                     "n": n,
@@ -368,12 +381,18 @@ def check_regret_identity(quick: bool, device: Any, seed: int) -> CheckResult:
                     "final_mean_exploitability": float(expl[-1].mean()),
                 }
             )
+    ax.set_xlabel("round T")
+    ax.set_ylabel(f"mean over {G} random 10-action games")
+    ax.set_title(f"exploitability of the average iterate = regret / T (max gap {worst:.1e})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return CheckResult(
         measured=worst,
         claimed=0.0,
         tolerance=1e-12,
         passed=bool(worst <= 1e-12),
         table=rows,
+        figure=fig,
         comparison="≈",
         detail="max |exploitability(π̄_T) − R_T/T| over T, games, n, modes",
     )
@@ -535,12 +554,24 @@ def check_online_ipo_gradient(quick: bool, device: Any, seed: int) -> CheckResul
                 }
             )
     tol = 1e-9
+    fig, axes = new_figure(ncols=1)
+    ax = axes[0, 0]
+    labels = [f"n={r['n']}\nτ={r['tau']:g}" for r in rows]
+    gaps = [max(1.0 - r["min_cosine"], 1e-17) for r in rows]
+    ax.bar(range(len(rows)), gaps, color="C0")
+    ax.axhline(tol, color="C3", ls="--", lw=1, label=f"tolerance {tol:g}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_ylabel("1 − min cos(−∇L_IPO, ∇J) (floored at 1e-17)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return CheckResult(
         measured=worst,
         claimed=1.0,
         tolerance=tol,
         passed=bool(worst >= 1.0 - tol),
         table=rows,
+        figure=fig,
         comparison=">=",
         detail="min over games, n ∈ {3,10,50}, τ of cos(−∇L_IPO, ∇J)",
     )
