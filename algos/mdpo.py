@@ -944,6 +944,11 @@ class MDPOOffConfig:
     gradient_steps: int = option(1, "gradient steps per update")
     net_arch: tuple[int, ...] = option((256, 256), "hidden sizes of the actor and critic MLPs")
     chunk: int = option(1000, "env steps per Learner.step()")
+    checkpoint_buffer: bool = option(
+        True,
+        "store the replay buffer's filled part in checkpoints (exact resume; ~112 MB for 1M "
+        "Hopper steps); False: a resumed run refills batch_size steps with random actions",
+    )
 
     def validate(self) -> None:
         require(self.variant in ("mdpo", "sac"), f"variant must be mdpo or sac, got {self.variant}")
@@ -979,9 +984,10 @@ class MDPOOffConfig:
 class MDPOOffLearner(_SB3Learner):
     """Off-policy MDPO on a continuous-action gymnasium env; ``step()`` learns ``chunk`` steps.
 
-    Resuming restores weights, optimizers and the old actor but not the replay buffer: the
-    first ``batch_size`` steps after a resume refill it (with uniform random actions, SB3's
-    warm-up), then training continues.
+    Checkpoints hold weights, optimizers, the old actor, the filled part of the replay buffer
+    and the warm-up action sampler's generator, so a resumed run continues exactly. With
+    ``checkpoint_buffer=False`` the buffer is left out: the first ``batch_size`` steps after a
+    resume refill it (uniform random actions, SB3's warm-up), then training continues.
     """
 
     Config = MDPOOffConfig
@@ -1029,12 +1035,60 @@ class MDPOOffLearner(_SB3Learner):
             self.model = SAC("MlpPolicy", venv, **common)
         self._setup_monitor(venv)
 
+    _BUFFER_FIELDS = (
+        "observations",
+        "next_observations",
+        "actions",
+        "rewards",
+        "dones",
+        "timeouts",
+    )
+
+    def state_dict(self) -> dict[str, Any]:
+        import json
+
+        state = super().state_dict()
+        space_rng = self.model.action_space.np_random.bit_generator.state
+        state["action_space_rng"] = json.dumps(space_rng)
+        if self.config.checkpoint_buffer:
+            rb = self.model.replay_buffer
+            n = rb.buffer_size if rb.full else rb.pos
+            buf: dict[str, Any] = {"pos": int(rb.pos), "full": bool(rb.full)}
+            for f in self._BUFFER_FIELDS:
+                if getattr(rb, f, None) is not None:
+                    buf[f] = torch.from_numpy(np.ascontiguousarray(getattr(rb, f)[:n]))
+            state["replay_buffer"] = buf
+        return state
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        import json
+
         super().load_state_dict(state)
-        # the replay buffer is not checkpointed: refill a batch before the next update
-        self.model.learning_starts = max(
-            self.config.learning_starts, self.model.num_timesteps + self.config.batch_size
-        )
+        if "action_space_rng" in state:
+            self.model.action_space.np_random.bit_generator.state = json.loads(
+                state["action_space_rng"]
+            )
+        buf = state.get("replay_buffer")
+        if buf is None:  # no buffer stored: refill a batch before the next update
+            self.model.learning_starts = max(
+                self.config.learning_starts, self.model.num_timesteps + self.config.batch_size
+            )
+            return
+        rb = self.model.replay_buffer
+        for f in self._BUFFER_FIELDS:
+            if f not in buf:
+                continue
+            data, target = buf[f].numpy(), getattr(rb, f)
+            rows_ok = (
+                data.shape[0] == target.shape[0] if buf["full"] else data.shape[0] <= len(target)
+            )
+            if not rows_ok or data.shape[1:] != target.shape[1:]:
+                raise ConfigError(
+                    f"checkpoint replay buffer {f} has shape {tuple(data.shape)}, which does not "
+                    f"fit this run's buffer {tuple(target.shape)} (buffer_size or env changed?)"
+                )
+            target[: data.shape[0]] = data
+        rb.pos, rb.full = int(buf["pos"]), bool(buf["full"])
 
 
 __all__ = [

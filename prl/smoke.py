@@ -164,9 +164,8 @@ def _entries() -> list[Smoke]:
         cfg = dict(_CMORL_TINY)
         out.append(Smoke(a, "mo_tabular", 320, cfg, source="tests/test_cmorl.py::test_determinism"))
     out.append(Smoke("mdpo_on", "Hopper-v5", 256, dict(_MDPO_ON), source=mdpo))
-    # SB3's replay buffer is not checkpointed: a resumed off-policy run refills it from scratch
     cfg = dict(_MDPO_OFF)
-    out.append(Smoke("mdpo_off", "Hopper-v5", 256, cfg, resume="completes", source=mdpo))
+    out.append(Smoke("mdpo_off", "Hopper-v5", 256, cfg, source=mdpo))
     for a in ("pdppo", "pdppo_ppo_baseline"):
         cfg, kw = dict(_PDPPO_TINY), {"instance": "tiny"}
         out.append(Smoke(a, "lotsizing", 64, cfg, kw, source="tests/test_pdppo.py"))

@@ -434,6 +434,42 @@ def test_checkpoint_loads_safely_and_training_continues(algo: str, cfg: dict) ->
     fresh.close()
 
 
+def test_replay_buffer_round_trips_through_the_safe_checkpoint() -> None:
+    """The filled part of SAC's buffer is stored (exact resume); a mismatched buffer is refused."""
+    from prl.registry import ALGOS
+
+    learner, _ = train("mdpo_off", "Hopper-v5", seed=0, steps=128, config=OFF_TINY)
+    buf = io.BytesIO()
+    torch.save(learner.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    rb = learner.model.replay_buffer
+    assert rb.pos == 128 and not rb.full
+    assert state["replay_buffer"]["observations"].shape[0] == 128
+    cls = ALGOS.get("mdpo_off")
+    fresh = cls(build_config(cls.Config, OFF_TINY), "Hopper-v5", {}, 1, torch.device("cpu"))
+    fresh.load_state_dict(state)
+    for f in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        assert np.array_equal(getattr(fresh.model.replay_buffer, f), getattr(rb, f)), f
+    assert fresh.model.replay_buffer.pos == 128
+    assert fresh.model.learning_starts == OFF_TINY["learning_starts"]  # no refill needed
+    fresh.close()
+    small = cls(
+        build_config(cls.Config, {**OFF_TINY, "buffer_size": 100}), "Hopper-v5", {}, 1, "cpu"
+    )
+    with pytest.raises(ConfigError, match="replay buffer"):
+        small.load_state_dict(state)
+    small.close()
+    without = {**OFF_TINY, "checkpoint_buffer": False}
+    learner2, _ = train("mdpo_off", "Hopper-v5", seed=0, steps=128, config=without)
+    state2 = learner2.state_dict()
+    assert "replay_buffer" not in state2
+    fresh2 = cls(build_config(cls.Config, without), "Hopper-v5", {}, 1, torch.device("cpu"))
+    fresh2.load_state_dict(state2)
+    assert fresh2.model.learning_starts == 128 + OFF_TINY["batch_size"]  # refills a batch
+    fresh2.close()
+
+
 def test_config_and_env_errors() -> None:
     with pytest.raises(ConfigError):
         train("mdpo_off", "Hopper-v5", steps=10, config={"kl_coef": 0.1, "lam": 0.2})
