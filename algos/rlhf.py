@@ -681,10 +681,15 @@ class LearnedRewardWrapper(gymnasium.Wrapper):
     ``reward_model`` is a :class:`prl.reward_model.RewardModel` or any callable
     ``(obs [N, ...], actions [N, ...]) -> [N]`` (e.g. :class:`ScaledReward`). Updating the model
     in place changes the reward from the next step on.
+
+    ``deferred=True`` skips the per-step evaluation and returns reward 0 (with
+    ``info["reward_deferred"] = True``): for learners such as :class:`RLHFPPO` that label the
+    whole rollout buffer with r̂ in one batched call after collection.
     """
 
-    def __init__(self, env: gymnasium.Env, reward_model: Any):
+    def __init__(self, env: gymnasium.Env, reward_model: Any, *, deferred: bool = False):
         super().__init__(env)
+        self.deferred = bool(deferred)
         if isinstance(reward_model, RewardModel):
             reward_model = ScaledReward(reward_model)
         if not callable(reward_model):
@@ -702,14 +707,19 @@ class LearnedRewardWrapper(gymnasium.Wrapper):
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         if self._obs is None:
             raise RuntimeError("LearnedRewardWrapper: step before reset")
-        act = action
-        space = self.env.action_space
-        if isinstance(space, gymnasium.spaces.Box):
-            act = np.clip(np.asarray(action, dtype=np.float32), space.low, space.high)
-        r = float(self.reward_fn(np.asarray(self._obs)[None], np.asarray(act)[None])[0])
+        if self.deferred:
+            r = 0.0
+        else:
+            act = action
+            space = self.env.action_space
+            if isinstance(space, gymnasium.spaces.Box):
+                act = np.clip(np.asarray(action, dtype=np.float32), space.low, space.high)
+            r = float(self.reward_fn(np.asarray(self._obs)[None], np.asarray(act)[None])[0])
         obs, true_r, terminated, truncated, info = self.env.step(action)
         info = dict(info)
         info["true_reward"] = float(true_r)
+        if self.deferred:
+            info["reward_deferred"] = True
         self._obs = obs
         return obs, r, terminated, truncated, info
 
@@ -773,8 +783,17 @@ class RLHFPPO(EpisodicPPO):
     (labels, reward model); the buffer's rewards are then relabelled with the new r̂, keeping
     SB3's time-limit bootstrap terms, so the update always uses the freshest reward model."""
 
-    def __init__(self, policy: Any, env: Any, *, reward_fn: Any = None, **kwargs: Any):
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        *,
+        reward_fn: Any = None,
+        deferred_reward: bool = False,
+        **kwargs: Any,
+    ):
         self.reward_fn = reward_fn
+        self.deferred_reward = bool(deferred_reward)
         self.reward_updater: Callable[[list[Episode]], None] | None = None
         super().__init__(policy, env, **kwargs)
 
@@ -785,6 +804,14 @@ class RLHFPPO(EpisodicPPO):
         return np.asarray(r, dtype=np.float32).reshape(buffer.rewards.shape)
 
     def process_rollout(self, buffer: RolloutBuffer, episodes: list[Episode]) -> None:
+        if self.deferred_reward:  # the envs returned 0: label the whole buffer in one call
+            if self.reward_fn is None:
+                raise RuntimeError("RLHFPPO: deferred_reward needs a reward_fn")
+            if self.reward_updater is not None:
+                self.reward_updater(episodes)
+            buffer.rewards += self._learned(buffer)  # keeps SB3's time-limit bootstrap terms
+            self.recompute_advantages(buffer)
+            return
         if self.reward_updater is None or self.reward_fn is None:
             return
         before = self._learned(buffer)
@@ -1117,6 +1144,9 @@ class RLHF(PPOPreferenceLearner):
 
     Config = RLHFConfig
     ppo_class = RLHFPPO
+    #: r̂ for the whole rollout in one batched call after collection (the envs return 0), instead
+    #: of one call per env step; the same rewards up to float32 rounding (benchmarks/bench_heron.py)
+    deferred_reward = True
 
     def __init__(
         self, config: RLHFConfig, env: str, env_kwargs: dict[str, Any], seed: int, device: Any
@@ -1150,10 +1180,16 @@ class RLHF(PPOPreferenceLearner):
 
     def _make_model(self) -> EpisodicPPO:
         self.reward_model.to(self.device)
-        return self.ppo_class("MlpPolicy", self.venv, reward_fn=self.reward, **self._ppo_kwargs())
+        return self.ppo_class(
+            "MlpPolicy",
+            self.venv,
+            reward_fn=self.reward,
+            deferred_reward=self.deferred_reward,
+            **self._ppo_kwargs(),
+        )
 
     def _wrap_env(self, env: gymnasium.Env) -> gymnasium.Env:
-        return LearnedRewardWrapper(env, self.reward)
+        return LearnedRewardWrapper(env, self.reward, deferred=self.deferred_reward)
 
     def _update_reward(self, episodes: list[Episode]) -> None:
         """Queries on the new complete trajectories, reward-model fit, reward rescaling."""

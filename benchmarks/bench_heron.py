@@ -9,6 +9,10 @@ episodes each), and CPU seconds per run as a ratio to PPO on the true reward (th
 learning the reward: the learned-reward wrapper, queries and reward-model fits).
 
     PYTHONPATH=. python benchmarks/bench_heron.py [--steps 40000] [--seeds 0 1 2]
+
+``--reward-eval`` instead times HERON with the learned reward evaluated once per env step
+inside the wrapper (``RLHF.deferred_reward = False``) against one batched call per rollout
+(the default), interleaved per seed, with PPO on the true reward as the peer.
 """
 
 from __future__ import annotations
@@ -30,11 +34,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--env", default="PendulumFactored-v1")
+    ap.add_argument("--reward-eval", action="store_true", help="per-step vs batched r̂ (CPU)")
     args = ap.parse_args()
     b = dict(FIGURES.get("heron").budget)
     task = dict(b["tasks"][args.env])
     task["steps"] = args.steps
     b["tasks"] = {args.env: task}
+    if args.reward_eval:
+        reward_eval(args, b)
+        return
     res: dict[str, dict[str, list[float]]] = {}
     with torch_threads(1):
         for seed in args.seeds:
@@ -61,6 +69,39 @@ def main() -> None:
         print(f"| {label} | {iqm(np.array(r['ret'])):.0f} ({per}) | {c:.0f} | {c / peer:.2f}× |")
     if res["HERON"]["agree"]:
         print(f"HERON held-out r̂/tree agreement at the end: {res['HERON']['agree']}")
+
+
+def reward_eval(args: argparse.Namespace, b: dict) -> None:
+    """CPU seconds of HERON with per-step vs batched learned-reward evaluation, PPO as peer."""
+    from algos.rlhf import RLHF
+
+    heron = next(a for a in fh.ALGOS if a[1] == "heron")
+    ppo = next(a for a in fh.ALGOS if a[1] == "ppo_true_reward")
+    cpu: dict[str, list[float]] = {"per step": [], "batched": [], "PPO": []}
+    ret: dict[str, list[float]] = {k: [] for k in cpu}
+    with torch_threads(1):
+        for seed in args.seeds:
+            for key, (label, algo, extra), deferred in (
+                ("per step", heron, False),
+                ("batched", heron, True),
+                ("PPO", ppo, True),
+            ):
+                RLHF.deferred_reward = deferred
+                t0 = time.process_time()
+                df = fh._run(args.env, label, algo, extra, seed, b, variant="default")
+                cpu[key].append(time.process_time() - t0)
+                ret[key].append(float(df[df["row"] == "final"].iloc[0]["eval_return"]))
+                print(f"seed {seed} {key:9s} cpu {cpu[key][-1]:6.1f}s return {ret[key][-1]:.1f}")
+    RLHF.deferred_reward = True
+    peer = float(np.median(cpu["PPO"]))
+    print(f"\n{args.env}, {args.steps} env steps, seeds {args.seeds}, {platform.processor()}")
+    print("| HERON reward evaluation | CPU s/run (median) | CPU vs PPO | final returns |")
+    print("|---|---:|---:|---|")
+    for k in cpu:
+        c = float(np.median(cpu[k]))
+        rets = ", ".join(f"{x:.0f}" for x in ret[k])
+        print(f"| {k} | {c:.1f} | {c / peer:.2f}× | {rets} |")
+    print(f"batched / per step: {np.median(cpu['batched']) / np.median(cpu['per step']):.2f}")
 
 
 if __name__ == "__main__":

@@ -226,6 +226,36 @@ def test_buffer_is_relabelled_with_the_newest_reward_model() -> None:
     learner.close()
 
 
+def test_deferred_and_per_step_learned_rewards_fill_the_same_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One batched r̂ call after collection = one call per env step (bootstrap terms included)."""
+    bufs = []
+    for deferred in (True, False):
+        monkeypatch.setattr(RLHF, "deferred_reward", deferred)
+        learner = RLHF(build_config(RLHF.Config, {**TINY, "eval_episodes": 0}), ENV, EK, 0,
+                       resolve_device("cpu"))  # fmt: skip
+        assert learner.model.deferred_reward is deferred
+        learner.model.train = lambda: None  # keep the buffer unflattened
+        learner.step()
+        bufs.append(learner.model.rollout_buffer.rewards.copy())
+        wrapper = learner.venv.venv.venv.envs[0]
+        assert isinstance(wrapper, LearnedRewardWrapper) and wrapper.deferred is deferred
+        learner.close()
+    assert np.abs(bufs[0]).max() > 0
+    np.testing.assert_allclose(bufs[0], bufs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_deferred_wrapper_returns_zero_and_says_so() -> None:
+    base = envs.make(ENV, **EK)
+    model = RewardModel(base.observation_space, base.action_space, hidden=(8,),
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    wrapped = LearnedRewardWrapper(base, model, deferred=True)
+    wrapped.reset(seed=0)
+    _, r, _, _, info = wrapped.step(np.array([0.3], dtype=np.float32))
+    assert r == 0.0 and info["reward_deferred"] and np.isfinite(info["true_reward"])
+
+
 def test_determinism_and_exact_resume() -> None:
     cfg = {**TINY, "preference": "stochastic", "eval_episodes": 0}
     _, r1 = train("rlhf", ENV, seed=4, steps=60, config=cfg, env_kwargs=EK)
