@@ -530,7 +530,9 @@ class CMORLConfig:
         0, "Stage-1 weight grid divisions per axis (0: 5 for 2 obj., 3 for more)"
     )
     stage1_steps: int = option(
-        100_000, "environment steps of Stage 1 over all weights; Stage 2 uses the rest"
+        0,
+        "environment steps of Stage 1 over all weights; Stage 2 uses the rest "
+        "(0: half of the run's --steps)",
     )
     n_select: int = option(0, "policies picked per Stage-2 round (0: 5 for 2 obj., 6 for more)")
     stage2_updates: int = option(8, "constrained PPO updates per (policy, objective) branch")
@@ -611,6 +613,13 @@ class CMORL(Learner):
     default_steps = 200_000
     step_unit = "env steps"
     use_stage2 = True
+
+    @property
+    def stage1_budget(self) -> int:
+        """Stage 1's env steps: ``stage1_steps``, or half the run's budget when that is 0."""
+        if self.config.stage1_steps > 0:
+            return int(self.config.stage1_steps)
+        return int(self.total_steps or self.default_steps) // 2
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -931,7 +940,7 @@ class CMORL(Learner):
                 self.branch = None
         self.updates += 1
         self.steps_done += self.env_step_calls - before  # true environment steps
-        if self.use_stage2 and self.stage == 1 and self.steps_done >= cfg.stage1_steps:
+        if self.use_stage2 and self.stage == 1 and self.steps_done >= self.stage1_budget:
             self.stage = 2
         row = {
             **info,

@@ -196,6 +196,16 @@ def test_budget_counts_true_environment_steps() -> None:
     assert rows[2]["stage"] == 1 and rows[3]["stage"] == 2  # Stage 2 after stage1_steps = 96
 
 
+def test_stage1_gets_half_the_run_budget_by_default() -> None:
+    cfg = {k: v for k, v in TINY2.items() if k != "stage1_steps"}
+    learner, rows = train("cmorl", "mo_tabular", seed=0, steps=320, config=cfg)
+    assert learner.stage1_budget == 160
+    stages = [(r["step"], r["stage"]) for r in rows]
+    # 32 env steps per update: Stage 1 until the first row at or past 160 steps
+    assert stages[:5] == [(32, 1), (64, 1), (96, 1), (128, 1), (160, 1)]
+    assert all(stage == 2 for _, stage in stages[5:]) and len(stages) > 5
+
+
 def test_determinism() -> None:
     a = _rows("cmorl", "mo_tabular", 3, 320, TINY2)
     b = _rows("cmorl", "mo_tabular", 3, 320, TINY2)
