@@ -36,6 +36,11 @@ def run_prl(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Compl
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run ``long``-marked tests first, so that with ``-n auto`` they do not form a long tail."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def prl_cli():
     """The ``run_prl`` helper as a fixture."""

@@ -102,9 +102,12 @@ def test_registries_are_not_empty() -> None:
     assert set(FAST_FIGURES) <= set(FIGURES.names())
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_full_quick_reproduce_links_every_file(tmp_path: Path) -> None:
-    """The README's main job: every registered check and figure at the quick budget."""
+    """The README's main job: every registered check and figure at the quick budget.
+
+    The only test that runs every figure, so it stays in the default run (~4–5 min on one core).
+    """
     out = tmp_path / "results"
     rc = main(["reproduce", "--quick", "--out", str(out)])
     _assert_every_link_present(out)
