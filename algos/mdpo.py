@@ -363,7 +363,9 @@ def linear_t_k(k: int, K: int) -> float:
     return max(1.0 - int(k) / K, 1.0 / K)
 
 
-def _kl_per_state(new: torch.distributions.Distribution, old: torch.distributions.Distribution):
+def _kl_per_state(
+    new: torch.distributions.Distribution, old: torch.distributions.Distribution
+) -> torch.Tensor:
     kl = torch.distributions.kl_divergence(new, old)
     return kl.sum(-1) if kl.ndim > 1 else kl
 

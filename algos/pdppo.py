@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar, Literal, NamedTuple
@@ -253,7 +254,9 @@ class PostDecisionRolloutBuffer(RolloutBuffer):
         "post_values",
     )
 
-    def get(self, batch_size: int | None = None):  # type: ignore[override]
+    def get(  # type: ignore[override]
+        self, batch_size: int | None = None
+    ) -> Iterator[PostDecisionRolloutBufferSamples]:
         """Shuffled minibatches; the rollout goes to ``device`` once, minibatches index it."""
         assert self.full, "the rollout buffer is not full"
         indices = np.random.permutation(self.buffer_size * self.n_envs)  # noqa: NPY002 (SB3)
@@ -280,7 +283,9 @@ class PostDecisionRolloutBuffer(RolloutBuffer):
     def _index(self, idx: th.Tensor) -> PostDecisionRolloutBufferSamples:
         return PostDecisionRolloutBufferSamples(*(t[idx] for t in self._tensors))
 
-    def _get_samples(self, batch_inds: np.ndarray, env: Any = None):  # type: ignore[override]
+    def _get_samples(  # type: ignore[override]
+        self, batch_inds: np.ndarray, env: Any = None
+    ) -> PostDecisionRolloutBufferSamples:
         data = (
             self.observations[batch_inds],
             self.actions[batch_inds].astype(np.float32, copy=False),

@@ -237,8 +237,13 @@ class CPLTable:
                     for seed in ctx.seeds:
 
                         def one(
-                            task=task, regime=regime, method=method, seed=seed, data=data, tb=tb
-                        ):
+                            task: str = task,
+                            regime: str = regime,
+                            method: str = method,
+                            seed: int = seed,
+                            data: Any = data,
+                            tb: Any = tb,
+                        ) -> pd.DataFrame:
                             _, rows = train(
                                 method,
                                 task,
@@ -395,7 +400,14 @@ class CPLDenseSparse:
                 data = dataset_path(ctx, task, regime, tb)
                 for seed in ctx.seeds:
 
-                    def one(task=task, regime=regime, seed=seed, data=data, tb=tb, every=every):
+                    def one(
+                        task: str = task,
+                        regime: str = regime,
+                        seed: int = seed,
+                        data: Any = data,
+                        tb: Any = tb,
+                        every: int = every,
+                    ) -> pd.DataFrame:
                         cfg = {**_learner_config(tb, "cpl", data), "eval_every": every}
                         _, rows = train(
                             "cpl",

@@ -83,13 +83,13 @@ class MDPOMujoco:
                 for seed in ctx.seeds:
 
                     def one(
-                        env=env,
-                        family=family,
-                        label=label,
-                        algo=algo,
-                        cfg=cfg,
-                        steps=steps,
-                        seed=seed,
+                        env: str = env,
+                        family: str = family,
+                        label: str = label,
+                        algo: str = algo,
+                        cfg: dict[str, Any] = cfg,
+                        steps: int = steps,
+                        seed: int = seed,
                     ) -> pd.DataFrame:
                         _, rows = train(
                             algo, env, seed=seed, steps=steps, config=cfg, device=ctx.device

@@ -270,7 +270,13 @@ class OPPOBaselines:
                 for method in ctx.budget["methods"]:
                     for seed in ctx.seeds:
 
-                        def one(task=task, tb=tb, method=method, seed=seed, data=data):
+                        def one(
+                            task: str = task,
+                            tb: Any = tb,
+                            method: str = method,
+                            seed: int = seed,
+                            data: Any = data,
+                        ) -> pd.DataFrame:
                             out = _run(ctx, task, tb, method, seed, data)
                             return pd.DataFrame(
                                 [{"task": task, "method": method, "seed": seed, **out}]
@@ -366,13 +372,13 @@ class OPPOTeachers:
                         for seed in ctx.seeds:
 
                             def one(
-                                task=task,
-                                tb=tb,
-                                method=method,
-                                seed=seed,
-                                data=data,
-                                teacher=teacher,
-                            ):
+                                task: str = task,
+                                tb: Any = tb,
+                                method: str = method,
+                                seed: int = seed,
+                                data: Any = data,
+                                teacher: str = teacher,
+                            ) -> pd.DataFrame:
                                 out = _run(ctx, task, tb, method, seed, data)
                                 row = {
                                     "task": task,
