@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,21 @@ def _run(
     return {"value": score(task, rows[-1], meta), "return": float(rows[-1]["return"])}
 
 
+def _run_row(
+    ctx: FigureContext,
+    task: str,
+    tb: dict[str, Any],
+    method: str,
+    seed: int,
+    data: Path,
+    teacher: str | None = None,
+) -> pd.DataFrame:
+    """One (task, [teacher,] method, seed) cell of a figure as a one-row frame."""
+    out = _run(ctx, task, tb, method, seed, data)
+    tag = {"task": task} if teacher is None else {"task": task, "teacher": teacher}
+    return pd.DataFrame([{**tag, "method": method, "seed": seed, **out}])
+
+
 def summarize(df: pd.DataFrame, keys: list[str], seed: int = 0) -> pd.DataFrame:
     """IQM over seeds with a 95% stratified-bootstrap CI per group of ``keys``."""
     rng = np.random.default_rng(seed)
@@ -269,19 +285,7 @@ class OPPOBaselines:
                 data = dataset_path(ctx, task, tb)
                 for method in ctx.budget["methods"]:
                     for seed in ctx.seeds:
-
-                        def one(
-                            task: str = task,
-                            tb: Any = tb,
-                            method: str = method,
-                            seed: int = seed,
-                            data: Any = data,
-                        ) -> pd.DataFrame:
-                            out = _run(ctx, task, tb, method, seed, data)
-                            return pd.DataFrame(
-                                [{"task": task, "method": method, "seed": seed, **out}]
-                            )
-
+                        one = partial(_run_row, ctx, task, tb, method, seed, data)
                         frames.append(ctx.cached(f"{task}_{method}_{seed}", one))
             return pd.concat(frames, ignore_index=True)
 
@@ -370,25 +374,9 @@ class OPPOTeachers:
                     data = dataset_path(ctx, task, tb, teacher)
                     for method in ctx.budget["methods"]:
                         for seed in ctx.seeds:
-
-                            def one(
-                                task: str = task,
-                                tb: Any = tb,
-                                method: str = method,
-                                seed: int = seed,
-                                data: Any = data,
-                                teacher: str = teacher,
-                            ) -> pd.DataFrame:
-                                out = _run(ctx, task, tb, method, seed, data)
-                                row = {
-                                    "task": task,
-                                    "teacher": teacher,
-                                    "method": method,
-                                    "seed": seed,
-                                    **out,
-                                }
-                                return pd.DataFrame([row])
-
+                            one = partial(
+                                _run_row, ctx, task, tb, method, seed, data, teacher=teacher
+                            )
                             key = f"{task}_{teacher}_{method}_{seed}"
                             frames.append(ctx.cached(key, one))
             return pd.concat(frames, ignore_index=True)
