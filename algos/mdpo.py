@@ -28,6 +28,7 @@ the plain SB3 peer with identical settings (the figures' baselines).
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -667,7 +668,6 @@ def _env_states(venv: Any) -> list[dict[str, Any]] | None:
     MuJoCo envs: ``mj_getState(mjSTATE_INTEGRATION)`` (qpos, qvel, warm start, time, ...) plus
     the reset generator; envs with ``get_state()``/``set_state()`` use their own snapshot.
     """
-    import json
 
     out = []
     for mon in venv.envs:
@@ -783,7 +783,6 @@ class _SB3Learner(Learner):
 
         SB3 samples actions from torch's global generator and shuffles minibatches with numpy's.
         """
-        import json
 
         m = self.model
         envs = _env_states(m.env) if m._last_obs is not None else None
@@ -815,8 +814,6 @@ class _SB3Learner(Learner):
             self.model.old_k = int(state["old_k"])
         self.steps_done = int(state["steps_done"])
         if "torch_rng" in state:
-            import json
-
             torch.set_rng_state(state["torch_rng"])
             if state.get("cuda_rng") is not None and self.model.device.type == "cuda":
                 torch.cuda.set_rng_state(state["cuda_rng"], self.model.device)
@@ -1047,7 +1044,6 @@ class MDPOOffLearner(_SB3Learner):
     )
 
     def state_dict(self) -> dict[str, Any]:
-        import json
 
         state = super().state_dict()
         space_rng = self.model.action_space.np_random.bit_generator.state
@@ -1063,7 +1059,6 @@ class MDPOOffLearner(_SB3Learner):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        import json
 
         super().load_state_dict(state)
         if "action_space_rng" in state:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ from prl.oracles import BradleyTerry, MajorityVote, Oracle, ScoreOracle, bpref_c
 from prl.reward_model import PairBatch, RewardModel, RewardModelTrainer
 from prl.run import Learner, register_algo
 from prl.types import Preferences, Segments
-from prl.utils import rng_state, set_rng_state, torch_generator
+from prl.utils import rng_state, set_rng_state, torch_generator, torch_threads
 
 __all__ = [
     "PREFERENCE_KINDS",
@@ -78,18 +78,6 @@ __all__ = [
 ]
 
 PREFERENCE_KINDS = ("transitive", "stochastic", "intransitive", "nonmarkov", "jerk")
-
-
-@contextlib.contextmanager
-def torch_threads(n: int = 1) -> Iterator[None]:
-    """Run a block with ``n`` intra-op torch threads, restoring the setting afterwards (tiny
-    tensor ops are fastest single-threaded; on a shared CPU, threads spin and burn time)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # =============================================================================================
@@ -682,9 +670,9 @@ class LearnedRewardWrapper(gymnasium.Wrapper):
     ``(obs [N, ...], actions [N, ...]) -> [N]`` (e.g. :class:`ScaledReward`). Updating the model
     in place changes the reward from the next step on.
 
-    ``deferred=True`` skips the per-step evaluation and returns reward 0 (with
-    ``info["reward_deferred"] = True``): for learners such as :class:`RLHFPPO` that label the
-    whole rollout buffer with r̂ in one batched call after collection.
+    ``deferred=True`` skips the per-step evaluation and returns reward 0: for learners such as
+    :class:`RLHFPPO` that label the whole rollout buffer with r̂ in one batched call after
+    collection.
     """
 
     def __init__(self, env: gymnasium.Env, reward_model: Any, *, deferred: bool = False):
@@ -718,8 +706,6 @@ class LearnedRewardWrapper(gymnasium.Wrapper):
         obs, true_r, terminated, truncated, info = self.env.step(action)
         info = dict(info)
         info["true_reward"] = float(true_r)
-        if self.deferred:
-            info["reward_deferred"] = True
         self._obs = obs
         return obs, r, terminated, truncated, info
 
@@ -804,20 +790,13 @@ class RLHFPPO(EpisodicPPO):
         return np.asarray(r, dtype=np.float32).reshape(buffer.rewards.shape)
 
     def process_rollout(self, buffer: RolloutBuffer, episodes: list[Episode]) -> None:
-        if self.deferred_reward:  # the envs returned 0: label the whole buffer in one call
-            if self.reward_fn is None:
-                raise RuntimeError("RLHFPPO: deferred_reward needs a reward_fn")
-            if self.reward_updater is not None:
-                self.reward_updater(episodes)
-            buffer.rewards += self._learned(buffer)  # keeps SB3's time-limit bootstrap terms
-            self.recompute_advantages(buffer)
+        if self.reward_fn is None:
             return
-        if self.reward_updater is None or self.reward_fn is None:
-            return
-        before = self._learned(buffer)
-        self.reward_updater(episodes)
-        after = self._learned(buffer)
-        buffer.rewards += after - before
+        # what the envs returned: 0 when deferred, else r̂ of the reward model before the refit
+        seen = 0.0 if self.deferred_reward else self._learned(buffer)
+        if self.reward_updater is not None:
+            self.reward_updater(episodes)
+        buffer.rewards += self._learned(buffer) - seen  # keeps SB3's time-limit bootstrap terms
         self.recompute_advantages(buffer)
 
     def _excluded_save_params(self) -> list[str]:

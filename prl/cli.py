@@ -315,27 +315,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from prl.registry import CHECKS, FIGURES, load_plugins
     from prl.reproduce import reproduce
 
-    only_checks = only_figures = None
-    if args.only is not None:
-        load_plugins()
-        unknown = [n for n in args.only if n not in CHECKS and n not in FIGURES]
-        if unknown:
-            raise UsageError(
-                f"prl reproduce: unknown check or figure {', '.join(map(repr, unknown))}; "
-                "see `prl list`"
-            )
-        only_checks = [n for n in args.only if n in CHECKS]
-        only_figures = [n for n in args.only if n in FIGURES]
     checks, figs = reproduce(
-        args.out,
-        quick=args.quick,
-        device=args.device,
-        seed=args.seed,
-        checks=only_checks,
-        figures=only_figures,
+        args.out, quick=args.quick, device=args.device, seed=args.seed, only=args.only
     )
     return 0 if all(c.passed for c in checks) and all(f.ok for f in figs) else 1
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from prl.checks import CheckOutcome, run_check
+from prl.errors import UnknownNameError
 from prl.figure import FigureOutcome, make_figure
 from prl.registry import CHECKS, FIGURES, load_plugins
 from prl.utils import atomic_write_json, atomic_write_text, git_info
@@ -20,21 +21,25 @@ def reproduce(
     quick: bool = False,
     device: Any = "cpu",
     seed: int = 0,
-    checks: list[str] | None = None,
-    figures: list[str] | None = None,
+    only: list[str] | None = None,
     echo: Callable[[str], None] | None = print,
 ) -> tuple[list[CheckOutcome], list[FigureOutcome]]:
-    """Run the checks and figures into ``out`` and write ``out/index.md`` and ``index.html``."""
+    """Run the checks and figures (all, or the names in ``only``) into ``out`` and write
+    ``out/index.md``, ``index.html`` and ``index.json``."""
     load_plugins()
+    if only is None:
+        check_names, fig_names = CHECKS.names(), FIGURES.names()
+    else:  # validate every name before any work or any file
+        unknown = [n for n in only if n not in CHECKS and n not in FIGURES]
+        if unknown:
+            raise UnknownNameError(
+                f"unknown check or figure {', '.join(map(repr, unknown))}; see `prl list`"
+            )
+        check_names = [n for n in only if n in CHECKS]
+        fig_names = [n for n in only if n in FIGURES]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    check_names = checks if checks is not None else CHECKS.names()
-    fig_names = figures if figures is not None else FIGURES.names()
-    for n in check_names:  # validate every name before any work
-        CHECKS.entry(n)
-    for n in fig_names:
-        FIGURES.entry(n)
     c_out: list[CheckOutcome] = []
     for n in check_names:
         o = run_check(CHECKS.get(n), quick=quick, device=device, seed=seed, out=out / "checks")

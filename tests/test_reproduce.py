@@ -88,7 +88,7 @@ def test_failed_figure_is_reported_in_the_index_not_raised(
 
     monkeypatch.setattr(spec.cls, "data", boom)
     checks, figs = reproduce(
-        tmp_path, quick=True, checks=["minimax_winner_lp"], figures=["selfplay_dice"], echo=None
+        tmp_path, quick=True, only=["minimax_winner_lp", "selfplay_dice"], echo=None
     )
     assert checks[0].passed
     assert not figs[0].ok and "deliberate failure" in (figs[0].error or "")
