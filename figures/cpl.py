@@ -17,21 +17,18 @@ a random MDP and a tiny Hopper expert.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from prl.config import build_config
 from prl.figure import FigureContext, register_figure
 from prl.metrics import iqm, stratified_bootstrap_ci
 from prl.plot import learning_curves, new_figure
 from prl.run import train
-from prl.utils import atomic_write_text
+from prl.utils import atomic_write_text, torch_threads
 
 PAPER_COLUMNS = {  # the paper's MetaWorld columns, in its order
     "mw-bin-picking-v3": "Bin Picking",
@@ -44,17 +41,6 @@ PAPER_COLUMNS = {  # the paper's MetaWorld columns, in its order
 EXTRA_COLUMNS = {"random_mdp": "Random MDP", "delivery": "Delivery", "Hopper-v5": "Hopper"}
 METHODS = {"sft": "SFT", "piql": "P-IQL", "cpl": "CPL", "pct_bc": "%BC (oracle)"}
 TABULAR_KW = {"random_mdp": {"S": 20, "A": 4, "seed": 0}, "delivery": {}}
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small networks run fastest on one torch thread (and share the machine politely)."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 def _metric(task: str) -> str:
@@ -153,6 +139,44 @@ def _summary(df: pd.DataFrame, keys: list[str], seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Budgets shared by both CPL figures (the paper's settings for full; a 2-core CPU for quick).
+TABULAR_FULL = {
+    "steps": 20_000,
+    "hidden": [256, 256],
+    "dropout": 0.0,
+    "batch_size": 96,
+    "lr": 1e-3,
+    "segment_length": 8,
+    "expert_mix": 0.5,
+    "behaviour_noise": 0.5,
+    "dense": {"segments": 2500},
+    "sparse": {"segments": 20_000, "pairs": 10_000},
+}
+MUJOCO_FULL = {
+    "steps": 500_000,
+    "hidden": [512, 512],
+    "dropout": 0.25,
+    "batch_size": 96,
+    "segment_length": 64,
+    "expert_steps": 1_000_000,
+    "eval_episodes": 25,
+    "dense": {"segments": 2500, "episodes": 2500},
+    "sparse": {"segments": 20_000, "pairs": 10_000, "episodes": 2500},
+}
+TABULAR_QUICK = {
+    "steps": 300,
+    "hidden": [64],
+    "dropout": 0.0,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "segment_length": 8,
+    "expert_mix": 0.5,
+    "behaviour_noise": 0.5,
+    "sparse": {"segments": 1000, "pairs": 3000},
+    "dense": {"segments": 500},
+}
+
+
 @register_figure(
     "cpl_table",
     seeds=range(5),
@@ -161,46 +185,14 @@ def _summary(df: pd.DataFrame, keys: list[str], seed: int = 0) -> pd.DataFrame:
         "tasks": ["random_mdp", "delivery", "Hopper-v5", *PAPER_COLUMNS],
         "regimes": ["dense", "sparse"],
         "methods": list(METHODS),
-        "tabular": {
-            "steps": 20_000,
-            "hidden": [256, 256],
-            "dropout": 0.0,
-            "batch_size": 96,
-            "lr": 1e-3,
-            "segment_length": 8,
-            "expert_mix": 0.5,
-            "behaviour_noise": 0.5,
-            "dense": {"segments": 2500},
-            "sparse": {"segments": 20_000, "pairs": 10_000},
-        },
-        "mujoco": {
-            "steps": 500_000,
-            "hidden": [512, 512],
-            "dropout": 0.25,
-            "batch_size": 96,
-            "segment_length": 64,
-            "expert_steps": 1_000_000,
-            "eval_episodes": 25,
-            "dense": {"segments": 2500, "episodes": 2500},
-            "sparse": {"segments": 20_000, "pairs": 10_000, "episodes": 2500},
-        },
+        "tabular": TABULAR_FULL,
+        "mujoco": MUJOCO_FULL,
     },
     quick_budget={
         "tasks": ["random_mdp", "Hopper-v5"],
         "regimes": ["sparse"],
         "methods": list(METHODS),
-        "tabular": {
-            "steps": 300,
-            "hidden": [64],
-            "dropout": 0.0,
-            "batch_size": 32,
-            "lr": 3e-3,
-            "segment_length": 8,
-            "expert_mix": 0.5,
-            "behaviour_noise": 0.5,
-            "sparse": {"segments": 1000, "pairs": 3000},
-            "dense": {"segments": 500},
-        },
+        "tabular": TABULAR_QUICK,
         "mujoco": {
             "steps": 150,
             "hidden": [64],
@@ -221,7 +213,7 @@ class CPLTable:
     """Final success / return of each method on each task, dense and sparse data."""
 
     def data(self, ctx: FigureContext) -> pd.DataFrame:
-        with _one_thread():
+        with torch_threads(1):
             return self._data(ctx)
 
     def _data(self, ctx: FigureContext) -> pd.DataFrame:
@@ -340,45 +332,13 @@ def table_markdown(summ: pd.DataFrame, tasks: list[str], ctx: FigureContext) -> 
     budget={
         "tasks": ["random_mdp", "mw-drawer-open-v3"],
         "points": 20,
-        "tabular": {
-            "steps": 20_000,
-            "hidden": [256, 256],
-            "dropout": 0.0,
-            "batch_size": 96,
-            "lr": 1e-3,
-            "segment_length": 8,
-            "expert_mix": 0.5,
-            "behaviour_noise": 0.5,
-            "dense": {"segments": 2500},
-            "sparse": {"segments": 20_000, "pairs": 10_000},
-        },
-        "mujoco": {
-            "steps": 500_000,
-            "hidden": [512, 512],
-            "dropout": 0.25,
-            "batch_size": 96,
-            "segment_length": 64,
-            "expert_steps": 1_000_000,
-            "eval_episodes": 25,
-            "dense": {"segments": 2500, "episodes": 2500},
-            "sparse": {"segments": 20_000, "pairs": 10_000, "episodes": 2500},
-        },
+        "tabular": TABULAR_FULL,
+        "mujoco": MUJOCO_FULL,
     },
     quick_budget={
         "tasks": ["random_mdp"],
         "points": 6,
-        "tabular": {
-            "steps": 300,
-            "hidden": [64],
-            "dropout": 0.0,
-            "batch_size": 32,
-            "lr": 3e-3,
-            "segment_length": 8,
-            "expert_mix": 0.5,
-            "behaviour_noise": 0.5,
-            "dense": {"segments": 500},
-            "sparse": {"segments": 1000, "pairs": 3000},
-        },
+        "tabular": TABULAR_QUICK,
     },
     description="CPL on dense (every pair of a batch ranked) vs sparse (fixed pairs) data",
     paper="Hejna et al. 2024 (CPL), Table 1 dense vs sparse",
@@ -387,7 +347,7 @@ class CPLDenseSparse:
     """CPL learning curves (IQM over seeds, 95% CI) with dense vs sparse preference data."""
 
     def data(self, ctx: FigureContext) -> pd.DataFrame:
-        with _one_thread():
+        with torch_threads(1):
             return self._data(ctx)
 
     def _data(self, ctx: FigureContext) -> pd.DataFrame:

@@ -3,9 +3,7 @@ the theory lines) and sampled (duality gap vs preference queries)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -17,6 +15,7 @@ from algos.spo import SampledWinRates
 from prl.figure import FigureContext, register_figure
 from prl.games import duality_gap, kl, random_preference_matrix, regularized_nash
 from prl.plot import learning_curves, new_figure
+from prl.utils import torch_threads
 
 LABELS = {
     "nash_md": "Nash-MD (η_t = 2/(τ(t+2)))",
@@ -101,17 +100,6 @@ def _curve(
     return pd.DataFrame(rows)
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small batched tensors: one torch thread (extra threads only spin on shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @register_figure(
     "nash_convergence",
     seeds=range(16),
@@ -131,7 +119,7 @@ class NashConvergence:
                 if not sampled and method == "sppo":
                     continue
                 key = f"{'sampled' if sampled else 'exact'}_{method}"
-                with _one_thread():
+                with torch_threads(1):
                     frames.append(
                         ctx.cached(
                             key,

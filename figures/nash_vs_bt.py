@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +13,7 @@ from prl.figure import FigureContext, register_figure
 from prl.games import duality_gap, exploitability, minimax_winner
 from prl.metrics import iqm
 from prl.plot import new_figure
+from prl.utils import torch_threads
 from theory.nash import bt_vs_nash, intransitive_suite
 
 FAMILIES = ("dice", "rater_mixture", "random")
@@ -48,17 +47,6 @@ def _family(kind: str, seeds: tuple[int, ...], b: dict[str, Any], device: Any) -
     return pd.DataFrame(rows)
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small batched tensors: one torch thread (extra threads only spin on shared cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @register_figure(
     "nash_vs_bt",
     seeds=range(32),
@@ -72,7 +60,7 @@ class NashVsBT:
     """Exploitability of Bradley–Terry baselines and Nash methods on three intransitive families."""
 
     def data(self, ctx: FigureContext) -> pd.DataFrame:
-        with _one_thread():
+        with torch_threads(1):
             frames = [
                 ctx.cached(k, lambda k=k: _family(k, ctx.seeds, ctx.budget, ctx.device))
                 for k in FAMILIES

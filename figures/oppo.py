@@ -22,22 +22,19 @@ trained, so the quick MuJoCo panel checks the pipeline, not the method).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from prl.data import PreferenceDataset
 from prl.figure import FigureContext, register_figure
 from prl.metrics import iqm, stratified_bootstrap_ci
 from prl.plot import new_figure
 from prl.run import train
-from prl.utils import atomic_write_text
+from prl.utils import atomic_write_text, torch_threads
 
 METHODS = {"oppo": "OPPO", "piql": "P-IQL", "bc": "BC", "pct_bc": "%BC (oracle)"}
 TEACHER_LABELS = {
@@ -55,16 +52,6 @@ LABELS = {
     "HalfCheetah-v5": "HalfCheetah",
     "Walker2d-v5": "Walker2d",
 }
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
 
 
 def _kind(task: str) -> str:
@@ -278,7 +265,7 @@ class OPPOBaselines:
     """Final normalized score of each method on each task (IQM over seeds, 95% CI)."""
 
     def data(self, ctx: FigureContext) -> pd.DataFrame:
-        with _one_thread():
+        with torch_threads(1):
             frames = []
             for task in ctx.budget["tasks"]:
                 tb = _task_budget(ctx.budget, task)
@@ -366,7 +353,7 @@ class OPPOTeachers:
     """Final normalized score per teacher (IQM over seeds, 95% CI), one panel per task."""
 
     def data(self, ctx: FigureContext) -> pd.DataFrame:
-        with _one_thread():
+        with torch_threads(1):
             frames = []
             for task in ctx.budget["tasks"]:
                 tb = _task_budget(ctx.budget, task)

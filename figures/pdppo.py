@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -11,6 +9,7 @@ import pandas as pd
 from prl.figure import FigureContext, register_figure
 from prl.plot import learning_curves, new_figure
 from prl.run import train
+from prl.utils import torch_threads
 
 # label -> (learner, config overrides)
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -26,19 +25,6 @@ TASKS: dict[str, tuple[str, dict[str, Any], str]] = {
     "slippery lake 4x4": ("slippery_lake", {"map_name": "4x4"}, "lake_steps"),
     "slippery lake 8x8": ("slippery_lake", {"map_name": "8x8"}, "lake_steps"),
 }
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small networks: one torch thread is fastest and leaves the other cores to other jobs."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @register_figure(
@@ -66,7 +52,7 @@ class PDPPOvsPPO:
     def data(self, ctx: FigureContext) -> pd.DataFrame:
         b = ctx.budget
         frames = []
-        with _one_thread():
+        with torch_threads(1):
             for task in b["tasks"]:
                 env, env_kwargs, steps_key = TASKS[task]
                 for method, (algo, overrides) in METHODS.items():

@@ -127,3 +127,17 @@ def rng_state(rng: np.random.Generator) -> dict[str, Any]:
 def set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
     """Restore a numpy Generator snapshot taken by :func:`rng_state`."""
     rng.bit_generator.state = state
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Run a block with ``n`` intra-op torch threads, restoring the setting afterwards (tiny
+    tensor ops are fastest single-threaded; on a shared CPU, threads spin and burn time)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

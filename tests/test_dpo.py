@@ -48,15 +48,14 @@ from prl.games import (
 )
 from prl.registry import ALGOS
 from prl.run import train
+from prl.utils import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny batched tensors: one torch thread avoids oversubscribing the test workers' cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def _t(x) -> torch.Tensor:

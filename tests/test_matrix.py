@@ -29,24 +29,14 @@ import torch
 from prl.registry import ALGOS, load_plugins
 from prl.run import KILL_ENV, train
 from prl.smoke import FAMILY_REPRESENTATIVES, SMOKE, Smoke, smoke_for
+from prl.utils import torch_threads
 
 load_plugins()
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Tiny networks: one torch thread, as in the subprocesses (OMP_NUM_THREADS=1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def _threads() -> Iterator[None]:
-    with _one_thread():
+    with torch_threads(1):
         yield
 
 

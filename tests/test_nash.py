@@ -39,6 +39,7 @@ from prl.games import (
 )
 from prl.registry import ALGOS
 from prl.run import train
+from prl.utils import torch_threads
 
 TAU = 0.2
 
@@ -46,10 +47,8 @@ TAU = 0.2
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny batched tensors: one torch thread avoids oversubscribing the test workers' cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

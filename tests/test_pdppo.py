@@ -22,6 +22,7 @@ from algos.pdppo import (
 )
 from prl.errors import ConfigError, InvalidInputError
 from prl.run import load_checkpoint, run_experiment, train
+from prl.utils import torch_threads
 
 TINY = {"n_steps": 32, "batch_size": 16, "n_epochs": 2}
 LOT = {"instance": "tiny"}
@@ -30,10 +31,8 @@ LOT = {"instance": "tiny"}
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny networks: one torch thread is fastest and keeps the shared machine free."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 # ---- the advantage rule, by hand ------------------------------------------------------------

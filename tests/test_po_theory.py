@@ -9,11 +9,11 @@ import io
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-import torch
 
 from prl.checks import get_check
 from prl.errors import InvalidInputError
 from prl.registry import FIGURES, load_plugins
+from prl.utils import torch_threads
 
 CHECKS = {  # check name: (theory module, broken variants)
     "coverage_dpo_vs_rlhf": ("coverage", ("covered",)),
@@ -31,10 +31,8 @@ CONTROLS = [(mod, v) for mod, vs in CHECKS.values() for v in vs]
 
 @pytest.fixture(autouse=True)
 def _one_thread_and_close():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
     plt.close("all")
 
 

@@ -27,15 +27,14 @@ from prl.games import (
 )
 from prl.oracles import PreferenceMatrix
 from prl.run import train
+from prl.utils import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """Tiny batched tensors: one torch thread avoids oversubscribing the test workers' cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def _games(n: int, G: int, seed: int = 0) -> torch.Tensor:

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from prl.checks import CheckResult
+from prl.utils import torch_threads
 
 
 def one_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,12 +30,8 @@ def one_thread(fn: Callable[..., Any]) -> Callable[..., Any]:
     def run(quick: bool, device: Any, seed: int, *args: Any, **kw: Any) -> Any:
         if not quick or torch.device(device).type != "cpu":
             return fn(quick, device, seed, *args, **kw)
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             return fn(quick, device, seed, *args, **kw)
-        finally:
-            torch.set_num_threads(before)
 
     return run
 

@@ -8,9 +8,7 @@ fitted only where the error is far above float noise.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,26 +28,9 @@ from prl.games import (
     regularized_nash,
 )
 from prl.plot import fit_loglog_slope, new_figure
+from theory._po import one_thread
 
 NOISE = 1e-12  # KL / gap values below this are treated as float noise when fitting rates
-
-
-def _small_batches(fn: Callable[[bool, Any, int], CheckResult]) -> Callable[..., CheckResult]:
-    """Run a quick check with one torch thread on CPU: its tensors are small, and extra threads
-    only spin when several processes share the cores (e.g. parallel test workers)."""
-
-    @functools.wraps(fn)
-    def run(quick: bool, device: Any, seed: int) -> CheckResult:
-        if not quick or torch.device(device).type != "cpu":
-            return fn(quick, device, seed)
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return fn(quick, device, seed)
-        finally:
-            torch.set_num_threads(before)
-
-    return run
 
 
 def _gen(seed: int, device: Any) -> torch.Generator:
@@ -84,7 +65,7 @@ def _logspace(lo: float, hi: float, k: int) -> np.ndarray:
     "at every T, and the fitted log–log slope of the KL is ≤ −1.",
     tags=("nash",),
 )
-@_small_batches
+@one_thread
 def check_nash_md_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     """Nash-MD with the harmonic schedule on batches of random games, KL at every iteration."""
     G, n, T = (128, 10, 1000) if quick else (4096, 10, 10_000)
@@ -149,7 +130,7 @@ def check_nash_md_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     "preference queries), with the same factor for 10, 100 and 1000 actions.",
     tags=("nash",),
 )
-@_small_batches
+@one_thread
 def check_nash_mp_contraction(quick: bool, device: Any, seed: int) -> CheckResult:
     """Per-iteration KL ratios of Nash-MP on random games of three sizes and three β."""
     taus = (0.01, 0.1, 1.0)
@@ -227,7 +208,7 @@ def check_nash_mp_contraction(quick: bool, device: Any, seed: int) -> CheckResul
     "per-iteration KL contraction is at most 1 − ητ (η = 1/(1+τ)).",
     tags=("nash",),
 )
-@_small_batches
+@one_thread
 def check_egpo_linear_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     """Geometric rate of KL(π*_τ‖π_t) fitted per game above float noise."""
     G, n = (128, 10) if quick else (2048, 10)
@@ -290,7 +271,7 @@ def check_egpo_linear_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     "polynomially: negative fitted log–log slope and a tenfold drop.",
     tags=("nash",),
 )
-@_small_batches
+@one_thread
 def check_egpo_unregularized(quick: bool, device: Any, seed: int) -> CheckResult:
     """Mean duality gap (= 2 × exploitability) of EGPO's last iterate at τ = 0."""
     G, n, T = (128, 10, 3000) if quick else (2048, 10, 30_000)
@@ -339,7 +320,7 @@ def check_egpo_unregularized(quick: bool, device: Any, seed: int) -> CheckResult
     "equals Regret(T)/T exactly (to 1e-12).",
     tags=("nash", "spo"),
 )
-@_small_batches
+@one_thread
 def check_regret_identity(quick: bool, device: Any, seed: int) -> CheckResult:
     """MWU self-play (exact and sampled gains) on random games of several sizes."""
     T = 1000 if quick else 20_000
@@ -419,7 +400,7 @@ def _fixed_horizon_mwu(
     "log–log slope −1/2 ± 0.1, while the last iterate does not converge (negative control).",
     tags=("nash", "spo"),
 )
-@_small_batches
+@one_thread
 def check_mwu_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     """Fixed-horizon MWU on random 10-action games for horizons T from 10 to 10^3.5 (10^4)."""
     G, n = (128, 10) if quick else (2048, 10)
@@ -462,7 +443,7 @@ def check_mwu_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     "converges: the average iterate's exploitability has log–log slope −1/2 ± 0.15.",
     tags=("nash", "spo"),
 )
-@_small_batches
+@one_thread
 def check_sampled_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     """Fixed-horizon sampled MWU; queries = n duels per round."""
     G, n = (128, 10) if quick else (2048, 10)
@@ -511,7 +492,7 @@ def check_sampled_rate(quick: bool, device: Any, seed: int) -> CheckResult:
     "of P(π ≻ sg π) − τKL(π‖μ): cosine of (−∇L, ∇J) ≥ 1 − 1e-9.",
     tags=("nash",),
 )
-@_small_batches
+@one_thread
 def check_online_ipo_gradient(quick: bool, device: Any, seed: int) -> CheckResult:
     """Autograd of the implemented loss vs an independent autograd of the self-play objective."""
     G = 64 if quick else 4096
@@ -645,7 +626,7 @@ def bt_vs_nash(
     "regularized equilibrium (duality gap ≥ 0.01), while Nash-MP / EGPO reach it (gap ≤ 1e-9).",
     tags=("nash", "dpo"),
 )
-@_small_batches
+@one_thread
 def check_bt_fails(quick: bool, device: Any, seed: int) -> CheckResult:
     """Exploitability of BT baselines vs Nash methods at τ = 0.01 on three game families."""
     G = 16 if quick else 256
