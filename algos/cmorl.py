@@ -623,7 +623,7 @@ class CMORL(Learner):
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
-        import envs
+        from prl import envs
 
         e = envs.make(env, **env_kwargs)
         try:
@@ -639,7 +639,7 @@ class CMORL(Learner):
         self, config: CMORLConfig, env: str, env_kwargs: dict[str, Any], seed: int, device: Any
     ) -> None:
         super().__init__(config, env, env_kwargs, seed, device)
-        import envs
+        from prl import envs
 
         cfg = config
         self.dev = torch.device(device)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from algos.offline_baselines import SUPPORTED_ENVS, OfflineConfig, OfflineLearner, OfflinePolicy
+from prl.algos.offline_baselines import SUPPORTED_ENVS, OfflineConfig, OfflineLearner, OfflinePolicy
 from prl.config import option, require
 from prl.errors import InvalidInputError
 from prl.run import register_algo

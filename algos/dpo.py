@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from algos.spo import as_games, as_policy
+from prl.algos.spo import as_games, as_policy
 from prl.config import option, require
 from prl.errors import ConfigError, InvalidInputError
 from prl.run import Learner, register_algo
@@ -857,7 +857,7 @@ class BTBaselineLearner(Learner):
     def __init__(
         self, config: BTRunConfig, env: str, env_kwargs: dict[str, Any], seed: int, device: Any
     ) -> None:
-        import envs
+        from prl import envs
         from prl.games import regularized_nash
 
         super().__init__(config, env, env_kwargs, seed, device)

@@ -35,7 +35,7 @@ import gymnasium
 import numpy as np
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from algos.rlhf import (
+from prl.algos.rlhf import (
     RLHF,
     Episode,
     EpisodicPPO,
@@ -47,8 +47,8 @@ from algos.rlhf import (
     query_pairs,
     random_policy_trajectories,
 )
-from envs.factored import FACTORED_TASKS, factor_spec, task_raters
 from prl.config import option, require
+from prl.envs.factored import FACTORED_TASKS, factor_spec, task_raters
 from prl.errors import ConfigError, InvalidInputError
 from prl.oracles import Hierarchical
 from prl.run import register_algo

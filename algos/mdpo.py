@@ -643,13 +643,13 @@ class MDPOOffPolicy(SAC):
 def _make_vec_env(env: str, env_kwargs: dict[str, Any], seed: int) -> Any:
     from stable_baselines3.common.env_util import make_vec_env
 
-    import envs
+    from prl import envs
 
     return make_vec_env(lambda: envs.make(env, **env_kwargs), n_envs=1, seed=seed)
 
 
 def _action_space(env: str, env_kwargs: dict[str, Any]) -> Any:
-    import envs
+    from prl import envs
 
     e = envs.make(env, **env_kwargs)
     try:

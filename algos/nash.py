@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from algos.spo import (
+from prl.algos.spo import (
     SampledWinRates,
     WinRates,
     Workspace,
@@ -684,7 +684,7 @@ def _dueling_only(name: str, env: str) -> None:
 
 
 def _game_of(env_name: str, env_kwargs: dict[str, Any], device: Any) -> tuple[Any, Tensor]:
-    import envs
+    from prl import envs
 
     env = envs.make(env_name, **env_kwargs)
     return env, as_games(env.unwrapped.P, device)
@@ -1099,7 +1099,7 @@ class NeuralNash:
     # -- losses --------------------------------------------------------------------------------
     def loss(self) -> Tensor:
         """The method's loss at the current parameters (one fresh batch when sampled)."""
-        from algos.dpo import ipo_loss
+        from prl.algos.dpo import ipo_loss
 
         L = self.logits()
         logpi = torch.log_softmax(L, -1)

@@ -286,7 +286,7 @@ def default_dataset(
     ``segment_length``-step windows, labels σ(β Δ) of the telescoped critic score
     Σr + V(s_T) − V(s_0) (the authors' label; β = inf gives their hard labels).
     """
-    import envs
+    from prl import envs
 
     key = json.dumps(
         [env_name, env_kwargs, {k: getattr(cfg, k) for k in _DATA_FIELDS}], sort_keys=True
@@ -392,7 +392,7 @@ class OfflineLearner(Learner):
         self, config: OfflineConfig, env: str, env_kwargs: dict[str, Any], seed: int, device: Any
     ) -> None:
         super().__init__(config, env, env_kwargs, seed, device)
-        import envs
+        from prl import envs
 
         self.env = envs.make(env, **env_kwargs)
         self.tabular = _is_tabular(self.env)

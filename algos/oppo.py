@@ -50,7 +50,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
-from algos.offline_baselines import (
+from prl.algos.offline_baselines import (
     METAWORLD_ENVS,
     MUJOCO_ENVS,
     TABULAR_ENVS,
@@ -455,7 +455,7 @@ def oppo_dataset(
 ) -> PreferenceDataset:
     """OPPO's generated default: :func:`prl.offline_datasets.mixed_quality_dataset` from the
     config's data fields (segments of ``segment_length`` or ``window`` steps; cached in memory)."""
-    import envs
+    from prl import envs
     from prl.offline_datasets import mixed_quality_dataset
 
     fields = (
@@ -687,7 +687,7 @@ class OPPO(OfflineLearner):
     def rollouts(self, n: int, z: Any = None, seed_offset: int = 0) -> dict[str, float]:
         """Run ``n`` deterministic episodes of π(· | s, z) in lockstep (batched forward passes;
         the transformer sees the last ``window`` steps)."""
-        import envs
+        from prl import envs
 
         ctx = self.context(z)
         rng = np.random.default_rng([self.seed, 7919, self.evals, seed_offset])

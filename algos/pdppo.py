@@ -672,7 +672,7 @@ def default_reward_scale(env: str) -> float:
 
 
 def _make_env(name: str, env_kwargs: dict[str, Any], reward_scale: float) -> gym.Env:
-    import envs
+    from prl import envs
 
     env: gym.Env = Monitor(envs.make(name, **env_kwargs))
     if reward_scale != 1.0:
@@ -802,7 +802,7 @@ class _SB3Learner(Learner):
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
-        import envs
+        from prl import envs
 
         e = envs.make(env, **env_kwargs)
         try:
@@ -949,7 +949,7 @@ class PDPPOLearner(_SB3Learner):
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
         super().check_env(env, env_kwargs)
-        import envs
+        from prl import envs
 
         e = envs.make(env, **env_kwargs)
         try:

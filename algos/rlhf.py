@@ -303,7 +303,7 @@ def random_policy_trajectories(
 ) -> Segments:
     """``n`` episodes of diverse random policies: trajectory i plays a_t = μ_i + σ_i·ε_t (clipped),
     μ_i ~ U(−½, ½)·scale, σ_i ~ U(0.1, 1)·scale per action dimension, ε_t ~ N(0, 1)."""
-    import envs
+    from prl import envs
 
     env = envs.make(env_name, **env_kwargs)
     try:
@@ -475,7 +475,7 @@ def preference_source(
       expresses a maximum over the trajectory);
     - ``jerk``: BT(β) on return − jerk_weight·Σ‖a_{t+1} − a_t‖².
     """
-    from envs.factored import FACTORED_TASKS, task_raters
+    from prl.envs.factored import FACTORED_TASKS, task_raters
 
     raters = task_raters(env) if env in FACTORED_TASKS else {}
     if kind == "transitive":
@@ -908,7 +908,7 @@ class PPOPreferenceLearner(Learner):
         self, config: PPOLearnerConfig, env: str, env_kwargs: dict[str, Any], seed: int, device: Any
     ) -> None:
         super().__init__(config, env, env_kwargs, seed, device)
-        import envs
+        from prl import envs
 
         probe = envs.make(env, **env_kwargs)
         try:
@@ -954,7 +954,7 @@ class PPOPreferenceLearner(Learner):
         return env
 
     def _make_venv(self) -> VecEnv:
-        import envs
+        from prl import envs
 
         name, kw = self.env_name, dict(self.env_kwargs)
         fns = [lambda: self._wrap_env(envs.make(name, **kw)) for _ in range(self.config.n_envs)]
@@ -1022,7 +1022,7 @@ class PPOPreferenceLearner(Learner):
         self, n: int, seed: int, deterministic: bool = True, max_steps: int | None = None
     ) -> Segments:
         """``n`` whole episodes of the current policy in a fresh env (resets seeded by ``seed``)."""
-        import envs
+        from prl import envs
 
         env = envs.make(self.env_name, **self.env_kwargs)
         try:
@@ -1139,7 +1139,7 @@ class RLHF(PPOPreferenceLearner):
         self.last_fit: dict[str, float] = {}
 
     def _rm_init(self, config: RLHFConfig, env: str, env_kwargs: dict[str, Any]) -> None:
-        import envs
+        from prl import envs
 
         probe = envs.make(env, **env_kwargs)
         obs_space, act_space = probe.observation_space, probe.action_space

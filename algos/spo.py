@@ -423,7 +423,7 @@ class SPOBandit(Learner):
         self, config: SPOBanditConfig, env: str, env_kwargs: dict[str, Any], seed: int, device: Any
     ) -> None:
         super().__init__(config, env, env_kwargs, seed, device)
-        import envs
+        from prl import envs
 
         self.env = envs.make(env, **env_kwargs)
         self.P = torch.as_tensor(self.env.unwrapped.P, dtype=torch.float64)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from algos.rlhf import (
+from prl.algos.rlhf import (
     Episode,
     EpisodicPPO,
     PPOLearnerConfig,
@@ -36,7 +36,7 @@ from algos.rlhf import (
     query_pairs,
     torch_threads,
 )
-from algos.spo import WinRates
+from prl.algos.spo import WinRates
 from prl.config import option, require
 from prl.errors import InvalidInputError
 from prl.run import register_algo

@@ -66,7 +66,7 @@ def run_lab(algo: str, task: str, steps: int, seed: int, config: dict) -> dict:
 
 
 def run_pgmorl(python: str, steps: int, seed: int) -> dict:
-    from algos.cmorl import eu_weights
+    from prl.algos.cmorl import eu_weights
     from prl.metrics import expected_utility, hypervolume, sparsity
 
     with tempfile.TemporaryDirectory() as d:
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--mujoco-steps", type=int, default=12_288)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from figures.cmorl import MUJOCO_PPO, TASK_CONFIG
+    from prl.figures.cmorl import MUJOCO_PPO, TASK_CONFIG
 
     print("| task | seed | algo | env steps | HV | HV/true | EU | SP | CPU s | HV ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-import figures.heron as fh
-from algos.rlhf import torch_threads
+import prl.figures.heron as fh
+from prl.algos.rlhf import torch_threads
 from prl.metrics import iqm
 from prl.registry import FIGURES
 
@@ -73,7 +73,7 @@ def main() -> None:
 
 def reward_eval(args: argparse.Namespace, b: dict) -> None:
     """CPU seconds of HERON with per-step vs batched learned-reward evaluation, PPO as peer."""
-    from algos.rlhf import RLHF
+    from prl.algos.rlhf import RLHF
 
     heron = next(a for a in fh.ALGOS if a[1] == "heron")
     ppo = next(a for a in fh.ALGOS if a[1] == "ppo_true_reward")

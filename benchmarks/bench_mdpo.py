@@ -21,8 +21,8 @@ import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.env_util import make_vec_env
 
-import envs
-from algos.mdpo import MDPOOffPolicy, MDPOOnPolicy
+from prl import envs
+from prl.algos.mdpo import MDPOOffPolicy, MDPOOnPolicy
 
 
 def cpu_model() -> str:

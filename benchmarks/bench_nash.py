@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from algos.nash import NashSolver
+from prl.algos.nash import NashSolver
 from prl.games import exploitability, minimax_winner, random_preference_matrix
 
 

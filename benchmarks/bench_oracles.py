@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-import envs
+from prl import envs
 from prl.oracles import BradleyTerry, Regret
 from prl.types import Segments
 

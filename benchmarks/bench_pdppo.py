@@ -26,8 +26,8 @@ import gymnasium
 import numpy as np
 import torch
 
-import envs
-from algos.pdppo import PDPPOLearner, PPOBaselineLearner
+from prl import envs
+from prl.algos.pdppo import PDPPOLearner, PPOBaselineLearner
 from prl.config import build_config
 
 

@@ -36,7 +36,7 @@ def cpu(fn, reps: int = 1) -> float:
 def main() -> None:
     import matplotlib.pyplot as plt
 
-    from algos.dpo import bandit_pair_counts, dpo_policy, sample_pairs
+    from prl.algos.dpo import bandit_pair_counts, dpo_policy, sample_pairs
     from prl.checks import get_check
     from prl.games import bradley_terry_matrix
 

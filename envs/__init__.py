@@ -15,10 +15,10 @@ from typing import Any
 
 import gymnasium
 
-from envs._registry import register_env as _register
-from envs.bandits import ContextualLogLinearEnv, DuelingBanditEnv, KArmedBanditEnv
-from envs.delivery import DeliveryEnv
-from envs.tabular import ChainEnv, RandomMDPEnv, TabularEnv
+from prl.envs._registry import register_env as _register
+from prl.envs.bandits import ContextualLogLinearEnv, DuelingBanditEnv, KArmedBanditEnv
+from prl.envs.delivery import DeliveryEnv
+from prl.envs.tabular import ChainEnv, RandomMDPEnv, TabularEnv
 from prl.errors import ConfigError, PrlError
 from prl.registry import ENVS
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.tabular import TabularEnv
+from prl.envs.tabular import TabularEnv
 from prl.errors import InvalidInputError
 from prl.mdp import TabularMDP
 

@@ -37,7 +37,7 @@ import numpy as np
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.wrappers import TimeLimit
 
-from envs._registry import register_env
+from prl.envs._registry import register_env
 from prl.errors import ConfigError, InvalidInputError, UnknownNameError
 from prl.registry import ENVS
 from prl.types import Segments

@@ -74,7 +74,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs._registry import register_env
+from prl.envs._registry import register_env
 from prl.errors import InvalidInputError
 
 INSTANCE_DIR = Path(__file__).resolve().parent / "instances"

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs._registry import register_env
+from prl.envs._registry import register_env
 from prl.errors import ConfigError, InvalidInputError
 
 PAPER_TASKS = (

@@ -12,7 +12,7 @@ import gymnasium
 from gymnasium.envs.registration import load_env_creator
 from gymnasium.wrappers import TimeLimit
 
-from envs._registry import register_env
+from prl.envs._registry import register_env
 from prl.errors import ConfigError
 from prl.registry import ENVS
 

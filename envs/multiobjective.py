@@ -25,7 +25,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from envs._registry import register_env
+from prl.envs._registry import register_env
 from prl.errors import InvalidInputError
 from prl.mdp import TabularMDP
 from prl.metrics import pareto_front

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs._registry import register_env
+from prl.envs._registry import register_env
 from prl.errors import InvalidInputError
 from prl.mdp import TabularMDP
 

@@ -51,7 +51,7 @@ TASK_CONFIG: dict[str, dict[str, Any]] = {
 
 def true_front_and_hv(task: str, ref: np.ndarray) -> tuple[np.ndarray | None, float | None]:
     """The task's true front (vertices / points) and its hypervolume, where known."""
-    import envs
+    from prl import envs
 
     env = envs.make(task)
     try:
@@ -74,7 +74,7 @@ def _front_rows(front: np.ndarray, **cols: Any) -> pd.DataFrame:
 
 def run_ppo(task: str, algo: str, seed: int, spec: dict[str, Any]) -> pd.DataFrame:
     """One PPO run: curve rows (step, hv, hv_ratio, eu, sparsity) and the final front rows."""
-    import envs
+    from prl import envs
 
     steps = int(spec["steps"])
     config = {**TASK_CONFIG.get(task, {}), **spec.get("config", {})}
@@ -103,8 +103,8 @@ def run_ppo(task: str, algo: str, seed: int, spec: dict[str, Any]) -> pd.DataFra
 
 def run_exact(task: str, spec: dict[str, Any]) -> pd.DataFrame:
     """The exact tabular form, C-MORL and Stage 1 alone at equal policy-gradient steps."""
-    import envs
-    from algos.cmorl import cmorl_exact
+    from prl import envs
+    from prl.algos.cmorl import cmorl_exact
 
     env = envs.make(task)
     mdp = env.tabular_model()[0]

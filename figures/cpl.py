@@ -78,7 +78,7 @@ def _data_config(tb: dict[str, Any], regime: str) -> dict[str, Any]:
 
 def dataset_path(ctx: FigureContext, task: str, regime: str, tb: dict[str, Any]) -> Path:
     """Generate (or reuse, or resume) the shared dataset file of one task and regime."""
-    from algos.offline_baselines import OfflineConfig, default_dataset
+    from prl.algos.offline_baselines import OfflineConfig, default_dataset
 
     path = ctx.cache_dir / "data" / f"{task}_{regime}.npz"
     if path.exists():

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from algos.heron import DEFAULT_MARGIN, DEFAULT_RANKINGS
-from algos.rlhf import torch_threads
+from prl.algos.heron import DEFAULT_MARGIN, DEFAULT_RANKINGS
+from prl.algos.rlhf import torch_threads
 from prl.figure import FigureContext, register_figure
 from prl.metrics import iqm, stratified_bootstrap_ci
 from prl.plot import learning_curves, new_figure

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from algos.mdpo import cen_step_to_pmd, npg_step_to_pmd, policy_mirror_descent, stack_mdps
+from prl.algos.mdpo import cen_step_to_pmd, npg_step_to_pmd, policy_mirror_descent, stack_mdps
 from prl.figure import FigureContext, register_figure
 from prl.mdp import random_mdp
 from prl.plot import learning_curves, new_figure

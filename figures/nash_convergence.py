@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from algos.nash import METHODS, NashSolver
-from algos.spo import SampledWinRates
+from prl.algos.nash import METHODS, NashSolver
+from prl.algos.spo import SampledWinRates
 from prl.figure import FigureContext, register_figure
 from prl.games import duality_gap, kl, random_preference_matrix, regularized_nash
 from prl.plot import learning_curves, new_figure

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from algos.dpo import dpo_policy, population_pairs, sample_pairs
+from prl.algos.dpo import dpo_policy, population_pairs, sample_pairs
 from prl.figure import FigureContext, register_figure
 from prl.games import duality_gap, exploitability, minimax_winner
 from prl.metrics import iqm
 from prl.plot import new_figure
+from prl.theory.nash import bt_vs_nash, intransitive_suite
 from prl.utils import torch_threads
-from theory.nash import bt_vs_nash, intransitive_suite
 
 FAMILIES = ("dice", "rater_mixture", "random")
 

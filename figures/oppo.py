@@ -72,7 +72,7 @@ def dataset_path(
     ctx: FigureContext, task: str, tb: dict[str, Any], teacher: str = "scripted"
 ) -> Path:
     """Generate (or reuse, or resume) the shared mixed-quality dataset of one task and teacher."""
-    import envs
+    from prl import envs
     from prl.offline_datasets import mixed_quality_dataset
 
     data = ctx.cache_dir / "data"

@@ -30,7 +30,7 @@ FIGURES = {  # figure name: (theory module, paper)
 
 
 def _module(name: str) -> Any:
-    return importlib.import_module(f"theory.{name}")
+    return importlib.import_module(f"prl.theory.{name}")
 
 
 def _make(fig_name: str, module: str, paper: str) -> type:

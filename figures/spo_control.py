@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from algos.rlhf import preference_source, random_policy_trajectories
-from algos.spo_deep import torch_threads
-from envs.factored import find_cycles
+from prl.algos.rlhf import preference_source, random_policy_trajectories
+from prl.algos.spo_deep import torch_threads
+from prl.envs.factored import find_cycles
 from prl.figure import FigureContext, register_figure
 from prl.metrics import iqm, stratified_bootstrap_ci
 from prl.plot import learning_curves, new_figure

@@ -31,8 +31,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-import envs
-from envs.delivery import FEATURES
+from prl import envs
+from prl.envs.delivery import FEATURES
 from prl.mdp import TabularMDP
 from prl.oracles import BradleyTerry, Hierarchical, MajorityVote, Regret, bpref_teacher
 from prl.types import Segments

@@ -38,9 +38,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from algos.dpo import dpo_policy, ipo_policy, population_pairs, rlhf_policy
-from algos.nash import NashSolver, NeuralNash
-from algos.spo import selfplay_mwu
+from prl.algos.dpo import dpo_policy, ipo_policy, population_pairs, rlhf_policy
+from prl.algos.nash import NashSolver, NeuralNash
+from prl.algos.spo import selfplay_mwu
 from prl.games import (
     DICE,
     cyclic_dice_matrix,

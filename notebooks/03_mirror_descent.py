@@ -36,7 +36,7 @@ import torch
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
-from algos.mdpo import (
+from prl.algos.mdpo import (
     cen_step_to_pmd,
     mdpo_off_policy_target,
     mdpo_on_policy_target,

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-import envs
-from algos.pdppo import pdppo_advantages
+from prl import envs
+from prl.algos.pdppo import pdppo_advantages
 from prl.run import train
 
 torch.set_num_threads(1)

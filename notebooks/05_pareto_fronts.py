@@ -37,8 +37,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import envs
-from algos.cmorl import (
+from prl import envs
+from prl.algos.cmorl import (
     barrier_objective,
     cmorl_exact,
     constraint_lower_bounds,

@@ -44,8 +44,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from algos.cpl import cpl_tabular
-from algos.offline_baselines import tabular_metrics
+from prl.algos.cpl import cpl_tabular
+from prl.algos.offline_baselines import tabular_metrics
 from prl.data import PreferenceDataset, generate_dataset, tabular_chunks
 from prl.mdp import random_mdp
 from prl.oracles import Regret, tabular_advantage_fn

@@ -33,9 +33,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from algos.rlhf import preference_source, random_policy_trajectories
-from algos.spo_deep import torch_threads, tree_selfplay_npg
-from envs.factored import factor_spec, find_cycles
+from prl.algos.rlhf import preference_source, random_policy_trajectories
+from prl.algos.spo_deep import torch_threads, tree_selfplay_npg
+from prl.envs.factored import factor_spec, find_cycles
 from prl.games import DICE, cyclic_dice_matrix, exploitability, minimax_winner
 from prl.run import train
 

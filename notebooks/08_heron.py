@@ -34,10 +34,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import envs
-from algos.heron import deciding_level, heron_oracle, pair_indices, tree_agreement
-from algos.rlhf import OnFactors, random_policy_trajectories, torch_threads
-from envs.factored import factor_spec
+from prl import envs
+from prl.algos.heron import deciding_level, heron_oracle, pair_indices, tree_agreement
+from prl.algos.rlhf import OnFactors, random_policy_trajectories, torch_threads
+from prl.envs.factored import factor_spec
 from prl.reward_model import RewardModel, RewardModelTrainer
 from prl.run import train
 from prl.types import Segments

@@ -45,8 +45,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import envs
-from algos.oppo import norm_loss, preference_triplet_loss, triplet_loss
+from prl import envs
+from prl.algos.oppo import norm_loss, preference_triplet_loss, triplet_loss
 from prl.offline_datasets import mixed_quality_dataset
 from prl.run import train
 

@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from algos.dpo import (
+from prl.algos.dpo import (
     PairData,
     bandit_pair_counts,
     dpo_loss,
@@ -165,7 +165,7 @@ plt.show()
 # **partial return** σ(β(Σγᵗr(σ₁) − Σγᵗr(σ₂))) or by **regret** σ(β(Σγᵗ A*(σ₁) − Σγᵗ A*(σ₂))).
 
 # %%
-from envs.delivery import GAS, DeliveryEnv
+from prl.envs.delivery import GAS, DeliveryEnv
 from prl.mdp import TabularMDP
 from prl.oracles import BradleyTerry, Regret
 from prl.types import Segments
@@ -228,7 +228,7 @@ for name, model in (
 # leaves every optimal action unchanged — and its fit recovers all of them.
 
 # %%
-from theory.identifiability import experiment
+from prl.theory.identifiability import experiment
 
 out = experiment(True, "cpu", 0)
 print("regret fit recovers the optimal action set in", f"{100 * out['recovered']:.0f}% of states")
@@ -250,7 +250,7 @@ print("regret Fisher null direction · shaping direction:", f"{out['regret_shape
 # the clean loss, and keeps converging (at a cost of roughly 1/(1−2ε) in error).
 
 # %%
-from theory.robust_dpo import _problem
+from prl.theory.robust_dpo import _problem
 
 pr = _problem(0, "cpu")
 C = len(pr["first"])

@@ -45,7 +45,7 @@ def catalog() -> str:
         out.append(f"| `{e.name}` | {_cell(e.description)} | {cmd} |")
     out += [
         "",
-        "### Environments (`envs.make(name)`)",
+        "### Environments (`prl.envs.make(name)`)",
         "",
         "| environment | what | try it |",
         "|---|---|---|",
@@ -53,7 +53,7 @@ def catalog() -> str:
     for e in ENVS.entries():
         out.append(
             f"| `{e.name}` | {_cell(e.description)} | "
-            f"`python -c \"import envs; print(envs.make('{e.name}'))\"` |"
+            f"`python -c \"from prl import envs; print(envs.make('{e.name}'))\"` |"
         )
     out += ["", "### Preference oracles (`prl.oracles`)", "", "| oracle | what |", "|---|---|"]
     for e in ORACLES.entries():

@@ -18,7 +18,7 @@ from prl.errors import UnknownNameError
 T = TypeVar("T")
 
 PLUGIN_GROUP = "prl.plugins"
-_DEFAULT_PLUGINS = ("envs", "algos", "theory", "figures")
+_DEFAULT_PLUGINS = ("prl.envs", "prl.algos", "prl.theory", "prl.figures")
 _plugins_loaded = False
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from algos.cmorl import (
+from prl import envs
+from prl.algos.cmorl import (
     ParetoArchive,
     barrier_objective,
     cmorl_exact,
@@ -20,7 +20,7 @@ from algos.cmorl import (
     select_by_crowding,
     weight_grid,
 )
-from algos.spo_deep import torch_threads
+from prl.algos.spo_deep import torch_threads
 from prl.errors import ConfigError, InvalidInputError
 from prl.metrics import hypervolume
 from prl.run import train
@@ -155,7 +155,7 @@ def test_stage2_beats_stage1_alone_at_equal_budget(tabular_runs: dict) -> None:
 
 
 def test_stage2_beats_stage1_in_the_figure_data() -> None:
-    from figures.cmorl import CMORLPareto, run_exact  # noqa: F401  (registers the figure)
+    from prl.figures.cmorl import CMORLPareto, run_exact  # noqa: F401  (registers the figure)
     from prl.registry import FIGURES
 
     spec = FIGURES.get("cmorl_pareto").quick_budget["exact"]["mo_tabular"]
@@ -225,7 +225,7 @@ def test_smoke(env: str) -> None:
 
 
 def test_ppo_cmorl_reaches_95_percent_on_the_synthetic_mdp() -> None:
-    from figures.cmorl import TABULAR_PPO
+    from prl.figures.cmorl import TABULAR_PPO
 
     cfg = {**TABULAR_PPO, "stage1_steps": 20_480}
     learner, rows = train("cmorl", "mo_tabular", seed=0, steps=40_960, config=cfg)
@@ -240,7 +240,7 @@ def test_ppo_cmorl_reaches_95_percent_on_the_synthetic_mdp() -> None:
 def test_ppo_cmorl_reaches_95_percent_on_deep_sea_treasure(seed: int) -> None:
     """Sampled C-MORL (PPO, the figure's settings, 200k true env steps, half in Stage 1) finds
     ≥ 95 % of the hypervolume of mo-gymnasium's known front (seed 2 is the hardest of 0–4)."""
-    from figures.cmorl import TASK_CONFIG
+    from prl.figures.cmorl import TASK_CONFIG
 
     with torch_threads(1):
         learner, _ = train(
@@ -259,7 +259,7 @@ def test_stage1_baseline_never_extends() -> None:
 
 def test_resume_continues_exactly() -> None:
     full = _rows("cmorl", "mo_tabular", 1, 448, TINY2)
-    from algos.cmorl import CMORL
+    from prl.algos.cmorl import CMORL
     from prl.config import build_config
 
     cfg = build_config(CMORL.Config, TINY2)

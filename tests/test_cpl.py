@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from algos.cpl import cpl_dense_loss, cpl_loss, cpl_tabular, segment_score
-from algos.offline_baselines import tabular_metrics, top_episode_segments
+from prl import envs
+from prl.algos.cpl import cpl_dense_loss, cpl_loss, cpl_tabular, segment_score
+from prl.algos.offline_baselines import tabular_metrics, top_episode_segments
 from prl.data import PreferenceDataset, generate_dataset, label_pairs, tabular_chunks
 from prl.errors import ConfigError, InvalidInputError
 from prl.mdp import random_mdp
@@ -145,7 +145,7 @@ def test_conservative_bias_keeps_absent_actions_unlikely() -> None:
 def test_policy_heads_log_probs() -> None:
     from gymnasium import spaces
 
-    from algos.offline_baselines import OfflinePolicy
+    from prl.algos.offline_baselines import OfflinePolicy
 
     box = spaces.Box(-2.0, 2.0, (2,), np.float32)
     obs = torch.randn(5, 3)
@@ -355,7 +355,7 @@ def test_metaworld_tasks_report_success() -> None:
     a, _ = env.reset(seed=5)
     b, _ = env.reset(seed=5)
     np.testing.assert_array_equal(a, b)
-    from envs.metaworld_tasks import MetaWorldTaskEnv
+    from prl.envs.metaworld_tasks import MetaWorldTaskEnv
 
     with pytest.raises(ConfigError, match="unknown MetaWorld"):
         MetaWorldTaskEnv(task="nope")

@@ -13,7 +13,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-import envs
+from prl import envs
 from prl.data import (
     CriticScore,
     ExpertCritic,

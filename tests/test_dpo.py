@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.special import softmax
 
-from algos.dpo import (
+from prl.algos.dpo import (
     LOSSES,
     PairData,
     bandit_pair_counts,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs.delivery import DEFAULT_WEIGHTS, MOVES
-from envs.tabular import TabularEnv
+from prl import envs
+from prl.envs.delivery import DEFAULT_WEIGHTS, MOVES
+from prl.envs.tabular import TabularEnv
 from prl.errors import ConfigError, InvalidInputError, UnknownNameError
 from prl.mdp import TabularMDP
 from prl.registry import ENVS

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs.factored import FACTORED_TASKS, factor_spec, find_cycles, task_raters
+from prl import envs
+from prl.envs.factored import FACTORED_TASKS, factor_spec, find_cycles, task_raters
 from prl.errors import ConfigError, InvalidInputError, UnknownNameError
 from prl.games import rps_matrix
 from prl.registry import ENVS

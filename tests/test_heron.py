@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from algos.heron import (
+from prl import envs
+from prl.algos.heron import (
     DEFAULT_RANKINGS,
     Heron,
     PPOTrueReward,
@@ -20,9 +20,9 @@ from algos.heron import (
     trajectory_returns,
     tree_agreement,
 )
-from algos.rlhf import OnFactors, random_policy_trajectories, torch_threads
-from envs.factored import FACTORED_TASKS, factor_spec
+from prl.algos.rlhf import OnFactors, random_policy_trajectories, torch_threads
 from prl.config import build_config
+from prl.envs.factored import FACTORED_TASKS, factor_spec
 from prl.errors import ConfigError
 from prl.reward_model import RewardModel, RewardModelTrainer
 from prl.run import train

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs.lotsizing import (
+from prl import envs
+from prl.envs.lotsizing import (
     INSTANCE_DIR,
     PRESETS,
     LotSizingEnv,
@@ -19,7 +19,7 @@ from envs.lotsizing import (
     load_instance,
     tiny_instance,
 )
-from envs.slippery_lake import MAPS
+from prl.envs.slippery_lake import MAPS
 from prl.errors import ConfigError, InvalidInputError
 
 # a deterministic-demand version of the tiny instance: Binomial(n, 1) = n

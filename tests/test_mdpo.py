@@ -18,7 +18,7 @@ from scipy.special import log_softmax, softmax
 from stable_baselines3 import SAC
 from stable_baselines3.common.logger import Logger
 
-from algos.mdpo import (
+from prl.algos.mdpo import (
     MDPOOffPolicy,
     MDPOOnPolicy,
     cen_step_to_pmd,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs
-from envs.multiobjective import (
+from prl import envs
+from prl.envs.multiobjective import (
     MOTabularEnv,
     MOTabularMDP,
     convex_front_hypervolume,

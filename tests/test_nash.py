@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.special import softmax
 
-from algos.nash import (
+from prl.algos.nash import (
     METHODS,
     NashSolver,
     NeuralNash,
@@ -26,7 +26,7 @@ from algos.nash import (
     selfplay_direction,
     sppo_step,
 )
-from algos.spo import SampledWinRates, mwu_step
+from prl.algos.spo import SampledWinRates, mwu_step
 from prl.errors import ConfigError, InvalidInputError, UnknownNameError
 from prl.games import (
     duality_gap,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from algos.oppo import horizon_value, norm_loss, preference_triplet_loss, triplet_loss
+from prl import envs
+from prl.algos.oppo import horizon_value, norm_loss, preference_triplet_loss, triplet_loss
 from prl.data import PreferenceDataset
 from prl.errors import ConfigError, InvalidInputError
 from prl.offline_datasets import (

@@ -12,7 +12,7 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from algos.pdppo import (
+from prl.algos.pdppo import (
     PDPPO,
     PDPPOLearner,
     PostDecisionRolloutBuffer,

@@ -46,27 +46,27 @@ def test_quick_check_passes_and_redraws_from_csv(name: str) -> None:
     buf = io.StringIO()
     pd.DataFrame(res.table).to_csv(buf, index=False)
     buf.seek(0)
-    mod = importlib.import_module(f"theory.{CHECKS[name][0]}")
+    mod = importlib.import_module(f"prl.theory.{CHECKS[name][0]}")
     assert mod.draw(pd.read_csv(buf)) is not None  # the figure needs nothing but the CSV
 
 
 @pytest.mark.parametrize(("module", "variant"), CONTROLS, ids=[f"{m}-{v}" for m, v in CONTROLS])
 def test_negative_control_fails(module: str, variant: str) -> None:
-    mod = importlib.import_module(f"theory.{module}")
+    mod = importlib.import_module(f"prl.theory.{module}")
     assert variant in mod.VARIANTS
     res = mod.verdict(mod.experiment(True, "cpu", 0, variant=variant))
     assert not res.passed, f"{module} with {variant!r} should fail: {res.detail}"
 
 
 def test_unknown_variant_is_rejected() -> None:
-    mod = importlib.import_module("theory.apo")
+    mod = importlib.import_module("prl.theory.apo")
     with pytest.raises(InvalidInputError, match="variant"):
         mod.experiment(True, "cpu", 0, variant="nope")
 
 
 def test_one_figure_per_claim_is_registered() -> None:
     load_plugins()
-    from figures.po_theory import FIGURES as PO
+    from prl.figures.po_theory import FIGURES as PO
 
     assert {m for m, _ in PO.values()} == {m for m, _ in CHECKS.values()}
     for name in PO:

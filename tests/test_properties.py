@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-import envs
-from prl import games, metrics
+from prl import envs, games, metrics
 from prl.cli import main
 from prl.errors import PrlError
 from prl.oracles import BradleyTerry, MajorityVote, PreferenceMatrix, bpref_teacher

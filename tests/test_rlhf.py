@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-import envs
-from algos.rlhf import (
+from prl import envs
+from prl.algos.rlhf import (
     RLHF,
     LearnedRewardWrapper,
     OnFactors,
@@ -26,7 +26,7 @@ from algos.rlhf import (
     query_pairs,
     random_policy_trajectories,
 )
-from algos.spo_deep import torch_threads
+from prl.algos.spo_deep import torch_threads
 from prl.config import build_config
 from prl.errors import ConfigError, InvalidInputError
 from prl.oracles import BradleyTerry, Hierarchical, MajorityVote

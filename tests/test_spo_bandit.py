@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from algos.spo import (
+from prl.algos.spo import (
     SampledWinRates,
     SPOBandit,
     WinRates,

@@ -10,8 +10,8 @@ import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from algos.rlhf import preference_source, random_policy_trajectories
-from algos.spo_deep import (
+from prl.algos.rlhf import preference_source, random_policy_trajectories
+from prl.algos.spo_deep import (
     SPO,
     SPOPPO,
     spread_over_steps,
@@ -20,8 +20,8 @@ from algos.spo_deep import (
     tree_trajectory_distribution,
     win_rates,
 )
-from envs.factored import find_cycles
 from prl.config import build_config
+from prl.envs.factored import find_cycles
 from prl.errors import ConfigError, InvalidInputError
 from prl.games import exploitability
 from prl.oracles import MajorityVote

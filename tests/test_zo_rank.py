@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from algos.zo_rank import rank_gradient, rank_weights, ranking_oracle, zo_rank_sgd
+from prl.algos.zo_rank import rank_gradient, rank_weights, ranking_oracle, zo_rank_sgd
 from prl.errors import InvalidInputError
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.dpo import iterative_dpo
+from prl.algos.dpo import iterative_dpo
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.games import bradley_terry_matrix
 from prl.plot import new_figure
-from theory._po import generator, linear_slope, one_thread, result
+from prl.theory._po import generator, linear_slope, one_thread, result
 
 ALPHAS = (0.3, 0.5, 0.7)
 BETA = 3.0

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.dpo import (
+from prl.algos.dpo import (
     PairData,
     bandit_pair_counts,
     dpo_loss,
@@ -42,7 +42,7 @@ from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.games import bradley_terry_matrix
 from prl.plot import fit_loglog_slope, new_figure
-from theory._po import generator, linear_slope, one_thread, result
+from prl.theory._po import generator, linear_slope, one_thread, result
 
 R = (1.0, 0.0, 0.5)  # true rewards of y0, y1, y2 (|r| ≤ R_MAX)
 R_MAX = 1.0

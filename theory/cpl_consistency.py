@@ -25,14 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.cpl import cpl_loss, cpl_tabular, segment_score
+from prl.algos.cpl import cpl_loss, cpl_tabular, segment_score
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.mdp import random_mdp
 from prl.oracles import Regret, tabular_advantage_fn
 from prl.plot import new_figure
+from prl.theory._po import one_thread, result
 from prl.types import Preferences, Segments
-from theory._po import one_thread, result
 
 S, A, GAMMA, ALPHA, T_SEG = 4, 3, 0.9, 0.5, 2
 POLICY_TOL = 1e-5

@@ -33,15 +33,15 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
-from algos.dpo import PairData, fit_bt_reward
-from envs.delivery import GAS, GOAL, SHEEP, DeliveryEnv
+from prl.algos.dpo import PairData, fit_bt_reward
 from prl.checks import CheckResult, register_check
+from prl.envs.delivery import GAS, GOAL, SHEEP, DeliveryEnv
 from prl.errors import InvalidInputError
 from prl.mdp import TabularMDP
 from prl.oracles import BradleyTerry, Regret
 from prl.plot import new_figure
+from prl.theory._po import one_thread, result
 from prl.types import Segments
-from theory._po import one_thread, result
 
 SHIFT = 4.0  # added to every step's reward: gas −1 → +3
 T_SEG = 3

@@ -24,12 +24,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.dpo import PairData, dpo_loss, ipo_loss, log_linear_policy, newton_fit, population_pairs
+from prl.algos.dpo import (
+    PairData,
+    dpo_loss,
+    ipo_loss,
+    log_linear_policy,
+    newton_fit,
+    population_pairs,
+)
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.games import cyclic_dice_matrix, random_preference_matrix, rps_matrix
 from prl.plot import new_figure
-from theory._po import generator, linear_slope, one_thread, result
+from prl.theory._po import generator, linear_slope, one_thread, result
 
 PAPER = {  # Azar et al. 2023, Section 5.1: IPO on {a ≻ b, b ≻ c, a ≻ c}, uniform π_ref
     1.0: (0.448, 0.321, 0.230),

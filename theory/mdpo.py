@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.mdpo import (
+from prl.algos.mdpo import (
     cen_step_to_pmd,
     npg_step_to_pmd,
     policy_mirror_descent,

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.dpo import dpo_policy, ipo_policy, population_pairs, rlhf_policy
-from algos.nash import NashSolver, NeuralNash, selfplay_direction
-from algos.spo import SampledWinRates, selfplay_mwu
+from prl.algos.dpo import dpo_policy, ipo_policy, population_pairs, rlhf_policy
+from prl.algos.nash import NashSolver, NeuralNash, selfplay_direction
+from prl.algos.spo import SampledWinRates, selfplay_mwu
 from prl.checks import CheckResult, register_check
 from prl.games import (
     cyclic_dice_matrix,
@@ -28,7 +28,7 @@ from prl.games import (
     regularized_nash,
 )
 from prl.plot import fit_loglog_slope, new_figure
-from theory._po import one_thread
+from prl.theory._po import one_thread
 
 NOISE = 1e-12  # KL / gap values below this are treated as float noise when fitting rates
 

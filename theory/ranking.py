@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.dpo import PairData, dpo_loss, newton_fit
+from prl.algos.dpo import PairData, dpo_loss, newton_fit
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.plot import new_figure
-from theory._po import generator, linear_slope, one_thread, result
+from prl.theory._po import generator, linear_slope, one_thread, result
 
 RATIO_TOL = 1e-8
 SLOPE_REL_TOL = 0.10

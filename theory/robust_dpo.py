@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.dpo import PairData, newton_fit, rdpo_loss, sample_pair_counts
+from prl.algos.dpo import PairData, newton_fit, rdpo_loss, sample_pair_counts
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.plot import fit_loglog_slope, new_figure
-from theory._po import generator, one_thread, result
+from prl.theory._po import generator, one_thread, result
 
 EPS = (0.0, 0.1, 0.2, 0.3)
 BETA = 1.0

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.spo_deep import tree_selfplay_npg
+from prl.algos.spo_deep import tree_selfplay_npg
 from prl.checks import CheckResult, register_check
 from prl.games import exploitability, majority_vote_matrix, minimax_winner, random_preference_matrix
 

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.dpo import two_arm_online
+from prl.algos.dpo import two_arm_online
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.plot import fit_loglog_slope, new_figure
-from theory._po import generator, linear_slope, one_thread, result
+from prl.theory._po import generator, linear_slope, one_thread, result
 
 P_WIN = 1.0 / (1.0 + math.exp(-1.0))  # σ(r0 − r1), rewards (1, 0)
 GAP = 1.0 / 8.0  # success: KL-regularised suboptimality ≤ 1/8

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from algos.zo_rank import ranking_oracle, zo_rank_sgd
+from prl.algos.zo_rank import ranking_oracle, zo_rank_sgd
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
 from prl.plot import fit_loglog_slope, new_figure
-from theory._po import generator, one_thread, result
+from prl.theory._po import generator, one_thread, result
 
 ETA0, D0, M, MU = 0.5, 2.0, 4, 1e-5
 T_SLOPE_TOL, D_SLOPE_TOL = 0.1, 0.15
