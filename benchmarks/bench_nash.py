@@ -5,7 +5,7 @@
    iteration) against :class:`algos.nash.NashSolver` (unnormalised logits, the mixture logits
    reused as the update's base, one fused ``baddbmm``, reused buffers on CPU), on ``--device``
    (cpu or cuda). Both compute the same iterates (the max difference is printed).
-2. :func:`prl.games.minimax_winner` (LP via cvxpy/HiGHS, polished) against nashpy's support
+2. :func:`prl.games.minimax_winner` (LP via scipy/HiGHS, polished) against nashpy's support
    enumeration for n = 6, 8, 10 actions (nashpy is optional: ``pip install nashpy``).
 
     PYTHONPATH=. python benchmarks/bench_nash.py [--device cpu|cuda] [--sizes 1,1e2,1e4,1e6]
@@ -135,7 +135,7 @@ def bench_lp(sizes: list[int], seed: int = 0) -> list[dict]:
         nashpy = None
     rows = []
     rng = np.random.default_rng(seed)
-    minimax_winner(random_preference_matrix(3, rng))  # warm-up: cvxpy import and set-up
+    minimax_winner(random_preference_matrix(3, rng))  # warm-up: scipy import and set-up
     for n in sizes:
         P = random_preference_matrix(n, rng)
         t_lp = math.inf

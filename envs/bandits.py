@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from prl.envs._registry import accepted_render_mode
 from prl.errors import ConfigError, InvalidInputError
 
 # rock-paper-scissors: P[i, j] = probability that i beats j (rock 0 < paper 1 < scissors 2 < rock)
@@ -21,11 +22,9 @@ def _positive_int(x: Any, name: str) -> int:
 
 
 def _check_render_mode(env: gym.Env, render_mode: str | None) -> str | None:
-    if render_mode is not None and render_mode not in env.metadata["render_modes"]:
-        raise InvalidInputError(
-            f"render_mode must be None or one of {env.metadata['render_modes']}, "
-            f"got {render_mode!r}"
-        )
+    render_mode = accepted_render_mode(
+        render_mode, env.metadata["render_modes"], type(env).__name__
+    )
     return render_mode
 
 

@@ -74,7 +74,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from prl.envs._registry import register_env
+from prl.envs._registry import accepted_render_mode, register_env
 from prl.errors import InvalidInputError
 
 INSTANCE_DIR = Path(__file__).resolve().parent / "instances"
@@ -385,11 +385,9 @@ class LotSizingEnv(gym.Env):
         horizon: int | None = None,
         render_mode: str | None = None,
     ):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise InvalidInputError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
+        render_mode = accepted_render_mode(
+            render_mode, self.metadata["render_modes"], type(self).__name__
+        )
         if horizon is not None:
             overrides = {**(overrides or {}), "horizon": horizon}
         inst = resolve_instance(instance, instance_file, instance_seed, overrides)

@@ -45,8 +45,12 @@ class MetaWorldTaskEnv(gym.Env):
         reward_scale: float = 0.1,
         sparse: bool = False,
     ):
-        from metaworld.env_dict import ALL_V3_ENVIRONMENTS
-
+        try:
+            from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+        except ImportError as exc:
+            raise ConfigError(
+                "MetaWorld tasks need the optional extra: pip install 'prl-lab[metaworld]'"
+            ) from exc
         if task not in ALL_V3_ENVIRONMENTS:
             raise ConfigError(f"unknown MetaWorld v3 task {task!r} (e.g. {', '.join(PAPER_TASKS)})")
         if (

@@ -25,7 +25,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from prl.envs._registry import register_env
+from prl.envs._registry import accepted_render_mode, register_env
 from prl.errors import InvalidInputError
 from prl.mdp import TabularMDP
 from prl.metrics import pareto_front
@@ -125,52 +125,53 @@ class MOTabularMDP:
 
     # ---- linear programs over occupancy measures -------------------------------------------
     def _problems(self) -> dict[str, Any]:
-        """cvxpy LPs over unnormalized occupancies d ≥ 0 with the Bellman flow constraints."""
+        """LP data over unnormalized occupancies d ≥ 0 with the Bellman flow constraints."""
         if self._lp:
             return self._lp
-        import cvxpy as cp
-
         S, A, K = self.S, self.A, self.K
         live = ~self.terminal
-        d = cp.Variable(S * A, nonneg=True)
         Pc = self.base.P_continue.reshape(S * A, S)
         E = np.kron(np.eye(S), np.ones((1, A)))  # Σ_a d(s, a)
         flow = (E - self.gamma * Pc.T)[live]
-        cons = [flow @ d == self.mu0[live]]
+        A_eq, b_eq = [flow], [self.mu0[live]]
         if np.any(~live):
-            cons.append(E[~live] @ d == 0)
-        J = self.R.reshape(S * A, K).T @ d
-        w = cp.Parameter(K)
-        b = cp.Parameter()
-        best = cp.Problem(cp.Maximize(w @ J), cons)
-        # among the maximizers of w·J (up to a tolerance), the one with the largest Σ_k J_k:
-        # a Pareto-optimal point even when some w_k = 0
-        refine = cp.Problem(cp.Maximize(cp.sum(J)), [*cons, w @ J >= b])
-        self._lp = {"d": d, "J": J, "w": w, "b": b, "best": best, "refine": refine}
+            A_eq.append(E[~live])
+            b_eq.append(np.zeros(int(np.sum(~live))))
+        R = self.R.reshape(S * A, K)  # J = Rᵀ d
+        self._lp = {"A_eq": np.concatenate(A_eq), "b_eq": np.concatenate(b_eq), "R": R}
         return self._lp
 
-    def _solve(self, prob: Any) -> None:
-        import cvxpy as cp
+    def _solve(self, c: np.ndarray, A_ub: Any = None, b_ub: Any = None) -> np.ndarray:
+        """argmin_d c·d over the occupancy polytope (and A_ub d ≤ b_ub) by HiGHS (silent)."""
+        from scipy.optimize import linprog
 
-        try:
-            prob.solve(solver=cp.HIGHS)
-        except cp.error.SolverError:  # pragma: no cover - HiGHS is a declared dependency
-            prob.solve(solver=cp.CLARABEL)
-        if prob.status not in ("optimal", "optimal_inaccurate"):
-            raise InvalidInputError(f"occupancy LP ended with status {prob.status}")
+        lp = self._problems()
+        res = linprog(
+            c,
+            A_ub=A_ub,
+            b_ub=b_ub,
+            A_eq=lp["A_eq"],
+            b_eq=lp["b_eq"],
+            bounds=(0, None),
+            method="highs",
+        )
+        if res.status != 0:
+            raise InvalidInputError(f"occupancy LP ended with status {res.status}: {res.message}")
+        return np.asarray(res.x, dtype=np.float64)
 
     def max_weighted(self, w: Any, tol: float = 1e-9) -> tuple[float, np.ndarray]:
         """(max_π w·J(π), a Pareto-optimal maximizer's J) by two LPs over occupancy measures."""
         w = self._weights(w)
-        lp = self._problems()
-        lp["w"].value = w
-        self._solve(lp["best"])
-        opt = float(lp["best"].value)
+        R = self._problems()["R"]
+        d = self._solve(-(R @ w))
+        opt = float(w @ (R.T @ d))
         if np.all(w > 0):  # every maximizer of a positive weighting is Pareto-optimal
-            return opt, np.asarray(lp["J"].value, dtype=np.float64)
-        lp["b"].value = opt - tol * max(1.0, abs(opt))
-        self._solve(lp["refine"])
-        return opt, np.asarray(lp["J"].value, dtype=np.float64)
+            return opt, R.T @ d
+        # among the maximizers of w·J (up to a tolerance), the one with the largest Σ_k J_k:
+        # a Pareto-optimal point even when some w_k = 0
+        b = opt - tol * max(1.0, abs(opt))
+        d = self._solve(-R.sum(axis=1), A_ub=-(R @ w)[None, :], b_ub=[-b])
+        return opt, R.T @ d
 
     def ideal(self) -> np.ndarray:
         """Per-objective maxima of J over all policies [K]."""
@@ -358,8 +359,9 @@ class MOTabularEnv(gymnasium.Env):
         horizon: int = 200,
         render_mode: str | None = None,
     ):
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise InvalidInputError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        render_mode = accepted_render_mode(
+            render_mode, self.metadata["render_modes"], type(self).__name__
+        )
         self.mo_mdp = random_mo_mdp(
             S, A, K, gamma, np.random.default_rng(seed), branching=branching, conflict=conflict
         )

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from prl.envs._registry import register_env
+from prl.envs._registry import accepted_render_mode, register_env
 from prl.errors import InvalidInputError
 from prl.mdp import TabularMDP
 
@@ -87,11 +87,9 @@ class SlipperyLakeEnv(gym.Env):
         horizon = default_h if horizon is None else horizon
         if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
             raise InvalidInputError(f"horizon must be a positive integer, got {horizon!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise InvalidInputError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
+        render_mode = accepted_render_mode(
+            render_mode, self.metadata["render_modes"], type(self).__name__
+        )
         self.desc = grid
         self.nrow, self.ncol = grid.shape
         S = self.nrow * self.ncol

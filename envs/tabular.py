@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from prl.envs._registry import accepted_render_mode
 from prl.errors import InvalidInputError
 from prl.mdp import TabularMDP, chain_mdp, random_mdp
 
@@ -32,11 +33,9 @@ class TabularEnv(gym.Env):
             raise InvalidInputError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
         if np.any(mdp.mu0[mdp.terminal] > 0):
             raise InvalidInputError("the initial distribution mu0 puts mass on terminal states")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise InvalidInputError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, "
-                f"got {render_mode!r}"
-            )
+        render_mode = accepted_render_mode(
+            render_mode, self.metadata["render_modes"], type(self).__name__
+        )
         self.mdp = mdp
         self.horizon = _check_horizon(horizon)
         self.render_mode = render_mode

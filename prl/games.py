@@ -422,34 +422,28 @@ def fixed_point_residual(P: Any, pi: Any, tau: float, mu: Any = None) -> Array:
 
 
 # ---------------------------------------------------------------------------------------------
-# exact solvers (LP via cvxpy, then polished on the support)
+# exact solvers (LP via scipy/HiGHS, then polished on the support)
 # ---------------------------------------------------------------------------------------------
-def _lp_solve(problem: Any) -> None:
-    import cvxpy as cp
-
-    solvers = [s for s in ("HIGHS", "CLARABEL") if s in cp.installed_solvers()]
-    last: Exception | None = None
-    for name in solvers:
-        try:
-            problem.solve(solver=name)
-        except cp.error.SolverError as exc:  # pragma: no cover - solver failure
-            last = exc
-            continue
-        if problem.status == cp.OPTIMAL:
-            return
-    raise RuntimeError(  # pragma: no cover - no LP solver could solve a feasible LP
-        f"no LP solver (tried {', '.join(solvers) or 'none installed'}) solved the game: {last}"
-    )
-
-
 def _maximin_lp(A: np.ndarray) -> np.ndarray:
-    """argmax_{x ∈ Δ_m} min_j (xᵀA)_j by LP (maximize v s.t. Aᵀx ≥ v·1, x in the simplex)."""
-    import cvxpy as cp
+    """argmax_{x ∈ Δ_m} min_j (xᵀA)_j by LP (maximize v s.t. Aᵀx ≥ v·1, x in the simplex).
 
-    x = cp.Variable(A.shape[0], nonneg=True)
-    v = cp.Variable()
-    _lp_solve(cp.Problem(cp.Maximize(v), [A.T @ x >= v, cp.sum(x) == 1]))
-    out = np.clip(np.asarray(x.value, dtype=np.float64).reshape(-1), 0.0, None)
+    Solved by ``scipy.optimize.linprog(method="highs")`` (silent: HiGHS prints nothing).
+    """
+    from scipy.optimize import linprog
+
+    m, k = A.shape
+    c = np.zeros(m + 1)
+    c[m] = -1.0  # minimize −v
+    A_ub = np.hstack([-A.T, np.ones((k, 1))])  # v − (Aᵀx)_j ≤ 0
+    A_eq = np.zeros((1, m + 1))
+    A_eq[0, :m] = 1.0
+    bounds = [(0.0, None)] * m + [(None, None)]
+    res = linprog(
+        c, A_ub=A_ub, b_ub=np.zeros(k), A_eq=A_eq, b_eq=[1.0], bounds=bounds, method="highs"
+    )
+    if res.status != 0:  # pragma: no cover - a finite game always has a solution
+        raise RuntimeError(f"HiGHS could not solve the maximin LP: {res.message}")
+    out = np.clip(np.asarray(res.x[:m], dtype=np.float64), 0.0, None)
     return out / out.sum()
 
 
@@ -524,7 +518,7 @@ def minimax_winner(P: Any) -> tuple[np.ndarray, float]:
 def zero_sum_nash(A: Any) -> tuple[np.ndarray, np.ndarray, float]:
     """Nash (x, y, value) of the zero-sum game with payoff ``A [m, k]`` to the row maximizer.
 
-    x = argmax_x min_j (xᵀA)_j and y = argmin_y max_i (Ay)_i, each by LP (cvxpy) and polished by
+    x = argmax_x min_j (xᵀA)_j and y = argmin_y max_i (Ay)_i, each by LP (HiGHS) and polished by
     an exact equalizer solve on the supports; value = xᵀAy.
     """
     if _is_tensor(A):

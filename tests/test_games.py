@@ -403,3 +403,33 @@ def test_duality_gap_is_stable_for_small_tau_and_batched() -> None:
     assert g.shape == (3, 2) and np.all(np.isfinite(g))
     twice_expl = 2 * (np.einsum("...ij,...j->...i", P, pi).max(-1) - 0.5)
     np.testing.assert_allclose(g, twice_expl, atol=1e-4)  # τ → 0 limit
+
+
+def test_lp_solvers_print_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """The LPs (HiGHS through scipy) write nothing to stdout/stderr, even at fd level."""
+    from prl import envs
+    from prl.games import minimax_winner, random_preference_matrix, zero_sum_nash
+
+    minimax_winner(random_preference_matrix(8, np.random.default_rng(0)))
+    zero_sum_nash(np.random.default_rng(1).normal(size=(4, 6)))
+    env = envs.make("mo_tabular")
+    mdp = env.mo_mdp
+    mdp.max_weighted(np.eye(mdp.K)[0])
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_minimax_winner_matches_a_brute_force_grid_on_three_actions() -> None:
+    """Independent answer: the best worst-case value over a fine simplex grid."""
+    from prl.games import minimax_winner
+
+    P = np.array([[0.5, 0.9, 0.2], [0.1, 0.5, 0.7], [0.8, 0.3, 0.5]])
+    p, value = minimax_winner(P)
+    g = np.linspace(0.0, 1.0, 401)
+    a, b = np.meshgrid(g, g, indexing="ij")
+    keep = a + b <= 1.0
+    grid = np.stack([a[keep], b[keep], 1.0 - a[keep] - b[keep]], axis=1)
+    worst = (grid @ (P - 0.5)).min(axis=1)
+    assert value == pytest.approx(0.0, abs=1e-12)
+    assert worst.max() <= value + 1e-12
+    np.testing.assert_allclose(p, grid[np.argmax(worst)], atol=5e-3)
