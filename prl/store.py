@@ -138,16 +138,16 @@ def compute_plan(
             cls().data(ctx)
         except Exception:
             if not tolerant:  # data() of no seed may fail to concatenate nothing: keys are in
-                raise
+                raise  # (any other failure surfaces from the runs with seeds)
         return ctx.plan
 
-    order = keys(seeds, tolerant=True)
+    order = keys(seeds, tolerant=False)
     if len(set(order)) != len(order):
         raise StoreError(f"figure {name} uses a ctx.cached key twice")
     free = set(keys((), tolerant=True))
     owner: dict[str, int] = {}
     for s in seeds:
-        for k in keys((s,), tolerant=True):
+        for k in keys((s,), tolerant=False):
             if k not in free:
                 owner[k] = int(s)
     return [{"key": k, "seed": owner.get(k)} for k in order]
