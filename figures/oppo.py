@@ -18,6 +18,13 @@ and seed. The full budgets (SAC levels of 10^5 / 10^6 steps, 100 episodes per le
 gradient steps of transformer OPPO, 5 seeds) are meant for a bigger machine; the quick budgets use
 the delivery gridworld and a tiny Hopper (SAC of a few hundred steps: its "expert" is barely
 trained, so the quick MuJoCo panel checks the pipeline, not the method).
+
+Mid budget (this 2-core CPU, ≤ 3 CPU-h; benchmarks/RESULTS.md rates on one core: OPPO-MLP 14,
+P-IQL 6.5, BC 49 updates/s; SAC ~15 ms per env step): the delivery gridworld at 2000 gradient
+steps and Hopper with SAC levels of 20k (medium) / 60k (expert) steps, 20 episodes per level,
+2000 gradient steps of the MLP OPPO (the transformer runs at ~2 updates/s here), 5 seeds:
+≈ 1.3 CPU-h (0.02× the paper's 10^5 steps; cheaper behaviour levels than D4RL's).
+oppo_teachers' mid tier is the delivery gridworld only.
 """
 
 from __future__ import annotations
@@ -222,6 +229,18 @@ MUJOCO_FULL = {
     "percent": 33.0,
     "oppo": {"arch": "transformer", "warmup_steps": 10_000, "n_layers": 3, "embed_dim": 128},
 }
+MUJOCO_MID = {
+    **MUJOCO_FULL,
+    "steps": 2000,
+    "segments": 4000,
+    "pairs": 4000,
+    "episodes": 20,
+    "chunks_per_level": 2,
+    "medium_steps": 20_000,
+    "expert_steps": 60_000,
+    "eval_episodes": 10,
+    "oppo": {"arch": "mlp", "embed_dim": 128, "zstar_lr": 1e-2},
+}
 MUJOCO_QUICK = {
     **MUJOCO_FULL,
     "steps": 120,
@@ -258,6 +277,14 @@ MUJOCO_QUICK = {
         "tabular": TABULAR_QUICK,
         "mujoco": MUJOCO_QUICK,
     },
+    mid_seeds=range(5),
+    mid_budget={
+        "tasks": ["delivery", "Hopper-v5"],
+        "methods": list(METHODS),
+        "tabular": {**TABULAR_FULL, "steps": 2000},
+        "mujoco": MUJOCO_MID,
+    },
+    hparams="one network/optimizer setting per task kind shared by OPPO, P-IQL, BC and %BC",
     description="OPPO vs P-IQL vs BC vs %BC on mixed-quality data (random/medium/expert)",
     paper="Kang et al. 2023 (OPPO), Table 1 layout",
 )
@@ -344,6 +371,14 @@ def table_markdown(summ: pd.DataFrame, tasks: list[str], ctx: FigureContext) -> 
         "methods": ["oppo"],
         "teachers": ["scripted", "stochastic", "mistake", "equal"],
         "tabular": TABULAR_QUICK,
+        "mujoco": MUJOCO_QUICK,
+    },
+    mid_seeds=range(5),
+    mid_budget={
+        "tasks": ["delivery"],
+        "methods": ["oppo", "piql"],
+        "teachers": list(TEACHER_LABELS),
+        "tabular": {**TABULAR_FULL, "steps": 2000},
         "mujoco": MUJOCO_QUICK,
     },
     description="OPPO (and P-IQL) with scripted vs noisy B-Pref teachers on the same pairs",

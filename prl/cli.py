@@ -60,6 +60,27 @@ def _kv(text: str) -> tuple[str, Any]:
     return k.strip(), val
 
 
+def _budget_flags(p: argparse.ArgumentParser) -> None:
+    """--budget quick|mid|full (--quick = --budget quick), --rerun, --backend, --workers."""
+    p.add_argument(
+        "--budget",
+        choices=["quick", "mid", "full"],
+        default="full",
+        help="budget tier: quick (CI), mid (this machine, stored), full (paper)",
+    )
+    p.add_argument(
+        "--quick", dest="budget", action="store_const", const="quick", help="same as --budget quick"
+    )
+    p.add_argument("--rerun", action="store_true", help="recompute the stored runs")
+    p.add_argument(
+        "--backend",
+        default="local",
+        choices=["local", "ray"],
+        help="where mid/full runs go: local process pool or a Ray cluster",
+    )
+    p.add_argument("--workers", type=_positive_int, default=None)
+
+
 def _build_parser() -> _Parser:
     p = _Parser(prog="prl", description="Preference-based RL control and theory lab.")
     sub = p.add_subparsers(dest="cmd", parser_class=_Parser, metavar="COMMAND")
@@ -114,7 +135,7 @@ def _build_parser() -> _Parser:
     f = sub.add_parser("figure", help="regenerate a paper figure (CSV + PNG)")
     f.add_argument("names", nargs="*", metavar="NAME")
     f.add_argument("--all", action="store_true")
-    f.add_argument("--quick", action="store_true")
+    _budget_flags(f)
     f.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     f.add_argument("--out", default="results/figures")
 
@@ -125,7 +146,7 @@ def _build_parser() -> _Parser:
     s.add_argument("--out", default=None, help="parent directory (overrides the spec's out)")
 
     rp = sub.add_parser("reproduce", help="every check + every figure + an index page")
-    rp.add_argument("--quick", action="store_true")
+    _budget_flags(rp)
     rp.add_argument("--out", default="results")
     rp.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     rp.add_argument("--seed", type=_nonneg_int, default=0)
@@ -293,7 +314,7 @@ def _cmd_figure(args: argparse.Namespace) -> int:
         FIGURES.entry(n)
     ok = True
     for n in names:
-        fo = make_figure(n, out=args.out, quick=args.quick, device=args.device, catch=args.all)
+        fo = make_figure(n, out=args.out, device=args.device, catch=args.all, **_tier_kw(args))
         if fo.ok:
             print(
                 f"{n}: "
@@ -304,6 +325,11 @@ def _cmd_figure(args: argparse.Namespace) -> int:
             ok = False
             print(f"{n}: ERROR {fo.error}", file=sys.stderr)
     return 0 if ok else 1
+
+
+def _tier_kw(args: argparse.Namespace) -> dict[str, Any]:
+    return {"budget": args.budget, "rerun": args.rerun, "backend": args.backend,
+            "workers": args.workers}  # fmt: skip
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -318,7 +344,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from prl.reproduce import reproduce
 
     checks, figs = reproduce(
-        args.out, quick=args.quick, device=args.device, seed=args.seed, only=args.only
+        args.out, device=args.device, seed=args.seed, only=args.only, **_tier_kw(args)
     )
     return 0 if all(c.passed for c in checks) and all(f.ok for f in figs) else 1
 

@@ -5,9 +5,15 @@ A figure is a class registered with :func:`register_figure` that has two methods
     def data(self, ctx: FigureContext) -> pandas.DataFrame   # run the experiments
     def draw(self, df: pandas.DataFrame, ctx: FigureContext) -> matplotlib.figure.Figure
 
-``prl figure NAME [--quick]`` calls ``data`` (per-piece results can be cached with
-``ctx.cached`` so a killed figure resumes), writes ``NAME.csv`` atomically, reads it back,
-draws ``NAME.png`` with the seeds stated on it, and writes ``NAME.json`` (seeds, budget, time).
+``prl figure NAME [--budget quick|mid|full]`` gets the data, writes ``NAME.csv`` atomically,
+reads it back, draws ``NAME.png`` with the seeds and budget stated on it, and writes
+``NAME.json`` (seeds, budget, time, and the figure's claim with its verdict, see
+:mod:`prl.claims`). Every figure has three budget tiers: ``quick`` (CI: ``data`` runs in this
+process, per-piece results cached with ``ctx.cached`` so a killed figure resumes), ``mid`` (this
+2-core machine) and ``full`` (the paper's budget). At ``mid`` and ``full`` each ``ctx.cached``
+piece is a ``prl sweep`` job (local pool or Ray) and the results live in the store
+``figures/data/TIER/NAME/`` (:mod:`prl.store`): drawn from it when complete, missing pieces
+computed and added.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prl.errors import PrlError
+from prl.errors import ConfigError, PrlError
 from prl.registry import FIGURES, load_plugins
 from prl.utils import atomic_path, atomic_write_json, git_info, resolve_device
 
@@ -34,29 +40,54 @@ class FigureContext:
     device: Any
     out: Path
     progress: bool = False
+    tier: str = ""
+    # store machinery (prl.store): plan mode lists the piece keys without running them; piece
+    # mode runs only piece ``only`` and stops the figure's data() right after it
+    plan: list[str] | None = None
+    only: str | None = None
+    piece_stats: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.tier:
+            self.tier = "quick" if self.quick else "full"
 
     @property
     def cache_dir(self) -> Path:
-        return self.out / ".cache" / self.name / ("quick" if self.quick else "full")
+        return self.out / ".cache" / self.name / self.tier
 
     def cached(self, key: str, fn: Callable[[], Any]) -> Any:
         """Return ``fn()``'s DataFrame, stored as CSV under ``key`` so reruns skip finished work."""
         import pandas as pd
 
+        if self.plan is not None:
+            self.plan.append(key)
+            return pd.DataFrame()
+        if self.only is not None and key != self.only:
+            return pd.DataFrame()
         path = self.cache_dir / f"{key}.csv"
-        if path.exists():
-            return pd.read_csv(path)
-        df = fn()
-        if not isinstance(df, pd.DataFrame):
-            df = pd.DataFrame(df)
-        with atomic_path(path) as tmp:
-            df.to_csv(tmp, index=False)
+        if not path.exists():
+            t0, c0 = time.perf_counter(), time.process_time()
+            df = fn()
+            if not isinstance(df, pd.DataFrame):
+                df = pd.DataFrame(df)
+            with atomic_path(path) as tmp:
+                df.to_csv(tmp, index=False)
+            self.piece_stats[key] = {
+                "wall_s": time.perf_counter() - t0,
+                "cpu_s": time.process_time() - c0,
+            }
+        if self.only is not None:
+            raise PieceDone(key)
         return pd.read_csv(path)
+
+
+class PieceDone(Exception):
+    """Raised by ``ctx.cached`` in piece mode once the wanted piece is on disk."""
 
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """A registered figure and its quick/full budgets and seed lists."""
+    """A registered figure and its quick/mid/full budgets and seed lists."""
 
     name: str
     cls: type
@@ -66,6 +97,22 @@ class FigureSpec:
     budget: dict[str, Any] = field(default_factory=dict)
     quick_budget: dict[str, Any] = field(default_factory=dict)
     paper: str = ""
+    mid_seeds: tuple[int, ...] = ()
+    mid_budget: dict[str, Any] = field(default_factory=dict)
+    hparams: str = ""
+
+    def tier(self, tier: str) -> tuple[tuple[int, ...], dict[str, Any]]:
+        """(seeds, budget) of a budget tier: quick, mid or full."""
+        if tier == "quick":
+            return self.quick_seeds, dict(self.quick_budget)
+        if tier == "mid":
+            return self.mid_seeds, dict(self.mid_budget)
+        if tier == "full":
+            return self.seeds, dict(self.budget)
+        raise ConfigError(f"unknown budget {tier!r} (expected one of {', '.join(TIERS)})")
+
+
+TIERS = ("quick", "mid", "full")
 
 
 def register_figure(
@@ -77,8 +124,12 @@ def register_figure(
     quick_budget: dict[str, Any] | None = None,
     description: str = "",
     paper: str = "",
+    mid_seeds: Sequence[int] | None = None,
+    mid_budget: dict[str, Any] | None = None,
+    hparams: str = "",
 ) -> Callable[[type], type]:
-    """Class decorator registering a figure with its seed lists and budgets."""
+    """Class decorator registering a figure with its seed lists and budgets (``mid`` defaults
+    to the full budget and seeds; ``hparams`` says where the hyperparameters come from)."""
 
     def deco(cls: type) -> type:
         for m in ("data", "draw"):
@@ -94,6 +145,9 @@ def register_figure(
             budget=dict(budget or {}),
             quick_budget=dict(quick_budget or budget or {}),
             paper=paper,
+            mid_seeds=tuple(int(s) for s in (mid_seeds if mid_seeds is not None else seeds)),
+            mid_budget=dict(mid_budget or budget or {}),
+            hparams=hparams,
         )
         FIGURES.register(name, spec, description=spec.description)
         return cls
@@ -110,6 +164,9 @@ class FigureOutcome:
     files: dict[str, str]
     seeds: tuple[int, ...]
     error: str | None = None
+    tier: str = ""
+    claim: dict[str, Any] | None = None
+    store: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,8 +181,21 @@ def make_figure(
     device: Any = "cpu",
     progress: bool = False,
     catch: bool = False,
+    budget: str | None = None,
+    rerun: bool = False,
+    backend: str = "local",
+    workers: int | None = None,
+    store: str | Path | None = None,
+    override: dict[str, Any] | None = None,
 ) -> FigureOutcome:
-    """Run figure ``name``'s experiments into CSV, then draw the PNG from that CSV."""
+    """Get figure ``name``'s data at a budget tier (``budget``: quick, mid or full; ``quick=True``
+    means quick), write it as CSV, draw the PNG from that CSV and judge the figure's claim.
+
+    At quick (unless ``store`` is given) ``data`` runs in this process; otherwise the data comes
+    from the store ``STORE/TIER/NAME`` (default ``figures/data``), computing missing pieces as
+    ``prl sweep`` jobs on ``backend`` (``rerun``: recompute every piece). ``override`` (tests)
+    replaces the tier's ``seeds`` and updates its budget.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -134,23 +204,38 @@ def make_figure(
 
     load_plugins()
     spec: FigureSpec = FIGURES.get(name)
+    tier = budget or ("quick" if quick else "full")
+    seeds, bud = spec.tier(tier)
+    if override:
+        seeds = tuple(int(x) for x in override.get("seeds", seeds))
+        bud.update({k: v for k, v in override.items() if k != "seeds"})
     out = Path(out)
     dev = resolve_device(device)
-    seeds = spec.quick_seeds if quick else spec.seeds
     ctx = FigureContext(
         name=name,
-        quick=quick,
+        quick=tier == "quick",
         seeds=seeds,
-        budget=dict(spec.quick_budget if quick else spec.budget),
+        budget=bud,
         device=dev,
         out=out,
         progress=progress,
+        tier=tier,
     )
     t0 = time.perf_counter()
     files: dict[str, str] = {}
+    claim: dict[str, Any] | None = None
+    store_dir: Path | None = None
     try:
         fig_obj = spec.cls()
-        df = fig_obj.data(ctx)
+        if tier == "quick" and store is None:
+            df = fig_obj.data(ctx)
+        else:
+            from prl.store import ensure_store, store_root
+
+            store_dir = store_root(store) / tier / name
+            df = ensure_store(
+                ctx, store_dir, rerun=rerun, backend=backend, workers=workers, spec=spec
+            )
         if not isinstance(df, pd.DataFrame) or df.empty:
             raise PrlError(f"figure {name} produced no data")
         csv_path = out / f"{name}.csv"
@@ -158,12 +243,12 @@ def make_figure(
             df.to_csv(tmp, index=False)
         files["csv"] = csv_path.name
         stored = pd.read_csv(csv_path)  # draw from the stored CSV, never from live objects
+        claim = judge_claim(name, stored, tier=tier, seeds=seeds, budget=bud)
         fig = fig_obj.draw(stored, ctx)
-        mode = "quick" if quick else "full"
         fig.text(
             0.99,
             0.005,
-            f"seeds: {', '.join(map(str, seeds))} · {mode} budget",
+            f"seeds: {', '.join(map(str, seeds))} · {tier} budget",
             ha="right",
             va="bottom",
             fontsize=7,
@@ -178,7 +263,7 @@ def make_figure(
         if not catch:
             raise
         return FigureOutcome(
-            name, time.perf_counter() - t0, files, seeds, f"{type(exc).__name__}: {exc}"
+            name, time.perf_counter() - t0, files, seeds, f"{type(exc).__name__}: {exc}", tier
         )
     secs = time.perf_counter() - t0
     atomic_write_json(
@@ -187,13 +272,37 @@ def make_figure(
             "name": name,
             "description": spec.description,
             "paper": spec.paper,
-            "quick": quick,
+            "quick": tier == "quick",
+            "budget_tier": tier,
             "seeds": list(seeds),
             "budget": ctx.budget,
             "seconds": round(secs, 3),
             "files": files,
             "git": git_info(),
+            "claim": claim,
+            "store": None if store_dir is None else str(store_dir),
         },
     )
     files["json"] = f"{name}.json"
-    return FigureOutcome(name, secs, files, seeds)
+    return FigureOutcome(
+        name, secs, files, seeds, None, tier, claim, None if store_dir is None else str(store_dir)
+    )
+
+
+def judge_claim(
+    name: str, df: Any, *, tier: str, seeds: Sequence[int], budget: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The verdict of figure ``name``'s registered claim on its CSV (None without a claim)."""
+    from prl.claims import claim_for_figure
+
+    claim = claim_for_figure(name)
+    if claim is None:
+        return None
+    try:
+        return claim.evaluate(df, tier=tier, seeds=seeds, budget=budget).as_dict()
+    except (KeyError, ValueError) as exc:  # this budget's CSV lacks what the metric reads
+        return {"name": claim.name, "figure": name, "paper": claim.paper, "text": claim.text,
+                "metric": claim.metric, "verdict": "INCONCLUSIVE", "smoke": tier == "quick",
+                "reason": f"the metric cannot be read from this CSV: {type(exc).__name__}: {exc}",
+                "seeds": [int(s) for s in seeds], "budget": tier, "budget_settings": budget,
+                "comparisons": [], "sanity": [], "analysis": claim.analysis}  # fmt: skip

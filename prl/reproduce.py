@@ -23,10 +23,20 @@ def reproduce(
     seed: int = 0,
     only: list[str] | None = None,
     echo: Callable[[str], None] | None = print,
+    budget: str | None = None,
+    rerun: bool = False,
+    backend: str = "local",
+    workers: int | None = None,
+    store: str | Path | None = None,
 ) -> tuple[list[CheckOutcome], list[FigureOutcome]]:
     """Run the checks and figures (all, or the names in ``only``) into ``out`` and write
-    ``out/index.md``, ``index.html`` and ``index.json``."""
+    ``out/index.md``, ``index.html`` and ``index.json``. ``budget`` is the figures' tier
+    (quick, mid, full; ``quick=True`` means quick); checks run quick only at quick. Mid and
+    full figures come from the store (:mod:`prl.store`), their runs being sweep jobs on
+    ``backend``."""
     load_plugins()
+    tier = budget or ("quick" if quick else "full")
+    quick = tier == "quick"
     if only is None:
         check_names, fig_names = CHECKS.names(), FIGURES.names()
     else:  # validate every name before any work or any file
@@ -49,7 +59,8 @@ def reproduce(
             echo(f"[check ] {status:5s} {n} ({o.seconds:.1f}s)")
     f_out: list[FigureOutcome] = []
     for n in fig_names:
-        fo = make_figure(n, out=out / "figures", quick=quick, device=device, catch=True)
+        fo = make_figure(n, out=out / "figures", device=device, catch=True, budget=tier,
+                         rerun=rerun, backend=backend, workers=workers, store=store)  # fmt: skip
         f_out.append(fo)
         if echo:
             status = "OK" if fo.ok else "ERROR"
@@ -58,7 +69,7 @@ def reproduce(
                 + (f": {fo.error}" if fo.error else "")
             )
     total = time.perf_counter() - t0
-    write_index(out, c_out, f_out, quick=quick, total_seconds=total, device=str(device))
+    write_index(out, c_out, f_out, quick=quick, total_seconds=total, device=str(device), tier=tier)
     if echo:
         n_pass = sum(o.passed for o in c_out)
         n_fig = sum(f.ok for f in f_out)
@@ -77,10 +88,11 @@ def write_index(
     quick: bool,
     total_seconds: float,
     device: str,
+    tier: str | None = None,
 ) -> None:
     """Write index.md, index.html and index.json linking every produced file."""
     git = git_info()
-    mode = "quick" if quick else "full"
+    mode = tier or ("quick" if quick else "full")
     md = [
         "# prl reproduction",
         "",
@@ -150,6 +162,8 @@ def write_index(
             f"<td class='{status.lower()}'>{status}{err}</td><td>{f.seconds:.1f}</td>"
             f"<td>{hl}{img}</td></tr>"
         )
+    claim_md, claim_html = _claims_section(figures)
+    md += claim_md
     atomic_write_text(out / "index.md", "\n".join(md) + "\n")
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>prl reproduction ({mode})</title>
@@ -167,7 +181,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}.pass,.ok{{colo
 <h2>Figures</h2>
 <table><tr><th>figure</th><th>seeds</th><th>result</th><th>time (s)</th><th>files</th></tr>
 {"".join(figs_html)}
-</table></body></html>
+</table>{claim_html}</body></html>
 """
     atomic_write_text(out / "index.html", page)
     atomic_write_json(
@@ -186,8 +200,65 @@ td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}.pass,.ok{{colo
                     "files": f.files,
                     "seeds": list(f.seeds),
                     "error": f.error,
+                    "budget": f.tier or mode,
+                    "claim": f.claim,
                 }
                 for f in figures
             ],
         },
     )
+
+
+def _claims_section(figures: list[FigureOutcome]) -> tuple[list[str], str]:
+    """The control figures' claims: verdict, effect size with CI, seeds and budget."""
+    rows = [f for f in figures if f.claim]
+    if not rows:
+        return [], ""
+    md = [
+        "",
+        "## Control claims",
+        "",
+        "Verdict rule: see `prl/claims.py` (95% stratified-bootstrap CI of the IQM difference; "
+        "quick-budget verdicts are smoke tests, not results).",
+        "",
+        "| figure | claim | verdict | effect (IQM difference [95% CI], P(improvement)) | seeds "
+        "| budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    trs = []
+    for f in rows:
+        c = f.claim or {}
+        verdict = c["verdict"] + (" (smoke, not a result)" if c.get("smoke") else "")
+        effect = _effect(c)
+        seeds = ", ".join(map(str, c.get("seeds", [])))
+        text = c["text"].replace("|", "\\|")
+        md.append(
+            f"| {f.name} | {text} | **{verdict}** — {c['reason'].replace('|', '/')} "
+            f"| {effect.replace('|', '/')} | {seeds} | {c.get('budget')} |"
+        )
+        trs.append(
+            f"<tr><td>{html.escape(f.name)}</td><td>{html.escape(c['text'])}</td>"
+            f"<td><b>{html.escape(verdict)}</b><br><small>{html.escape(c['reason'])}</small></td>"
+            f"<td>{html.escape(effect)}</td><td>{seeds}</td><td>{html.escape(str(c.get('budget')))}"
+            "</td></tr>"
+        )
+    page = (
+        "<h2>Control claims</h2><table><tr><th>figure</th><th>claim</th><th>verdict</th>"
+        "<th>effect</th><th>seeds</th><th>budget</th></tr>" + "".join(trs) + "</table>"
+    )
+    return md, page
+
+
+def _effect(c: dict[str, Any]) -> str:
+    parts = []
+    for r in c.get("comparisons", []):
+        if r.get("status") != "ran":
+            continue
+        if "diff" in r:
+            parts.append(
+                f"{r['comparison']}: {r['diff']:.3g} [{r['diff_lo']:.3g}, {r['diff_hi']:.3g}], "
+                f"P {r['poi']:.2f} ({r['verdict']})"
+            )
+        else:
+            parts.append(f"{r['comparison']}: {r['verdict']}")
+    return "; ".join(parts) or "no comparison ran at this budget"

@@ -193,6 +193,10 @@ def parse_spec(
 
 def execute_job(job: dict[str, Any], sweep_dir: str) -> dict[str, Any]:
     """Run (or resume, or just read back) one job; return its final metrics."""
+    if job.get("figure"):  # a piece of a figure (prl.store.FigureJob)
+        from prl.store import execute_piece_job
+
+        return execute_piece_job(job, sweep_dir)
     from prl.run import run_experiment
 
     run_dir = Path(sweep_dir) / "runs" / job["job_id"]
