@@ -1,8 +1,8 @@
 """Multi-objective and aggregate metrics (all objectives are maximized).
 
 Pareto filtering, exact hypervolume, expected utility over a weight grid, PGMORL sparsity,
-the interquartile mean with stratified bootstrap confidence intervals (rliable) and the
-probability of improvement (win rate).
+the interquartile mean with stratified bootstrap confidence intervals, the probability of
+improvement (win rate) and performance profiles (rliable).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "iqm",
     "pareto_front",
     "pareto_mask",
+    "performance_profile",
     "sparsity",
     "stratified_bootstrap_ci",
     "uniform_weight_grid",
@@ -323,21 +324,47 @@ def sparsity(points: np.ndarray) -> float:
 
 
 # ---- aggregate statistics (rliable) ---------------------------------------------------------
+# IQM and the probability of improvement are rliable's own (``rliable.metrics``). The interval
+# estimates follow ``rliable.library``'s stratified bootstrap draw for draw: per replicate,
+# ``choice(runs, shape)`` run indices from a numpy RandomState, one per (task[, point]) cell,
+# and arch's percentile interval (``np.percentile`` at 100·α/2 and 100·(1 − α/2)). rliable
+# draws from numpy's *global* RandomState and its arch < 8 pin does not import beside pandas ≥ 3,
+# so the lab draws the same stream from a private RandomState seeded from the caller's
+# Generator: the intervals equal rliable.library's after ``np.random.seed(seed)``
+# (tests/test_metrics.py checks this wherever rliable.library imports).
+def _rliable_metrics() -> Any:
+    import rliable.metrics
+
+    return rliable.metrics
+
+
+def _bootstrap_state(rng: np.random.Generator) -> np.random.RandomState:
+    """The RandomState the stratified bootstrap draws from, seeded by one draw of ``rng``."""
+    return np.random.RandomState(_bootstrap_seed(rng))
+
+
+def _bootstrap_seed(rng: np.random.Generator) -> int:
+    """A 32-bit RandomState seed drawn from ``rng`` (one draw; same generator state → same seed)."""
+    return int(_check_rng(rng).integers(0, 2**32, dtype=np.uint64))
+
+
 def _iqm_along(arr: np.ndarray, axis: int) -> np.ndarray:
-    n = arr.shape[axis]
-    cut = int(0.25 * n)
-    srt = np.sort(arr, axis=axis)
-    return np.mean(np.take(srt, np.arange(cut, n - cut), axis=axis), axis=axis)
+    """rliable's IQM (scipy's 25 % trimmed mean) along one axis."""
+    import scipy.stats
+
+    return np.asarray(scipy.stats.trim_mean(arr, 0.25, axis=axis))
 
 
 def iqm(x: np.ndarray, axis: int | None = None) -> float | np.ndarray:
-    """Interquartile mean: the mean after cutting ⌊n/4⌋ values at each end (rliable's IQM)."""
+    """Interquartile mean: the mean after cutting ⌊n/4⌋ values at each end
+    (``rliable.metrics.aggregate_iqm``; along ``axis`` the same 25 % trimmed mean)."""
     arr = _as_float_array(x, "x")
-    if axis is None:
-        arr = arr.reshape(-1)
-        axis = 0
     if arr.ndim == 0:
         raise InvalidInputError("x must be an array with at least one axis, got a scalar")
+    if axis is None:
+        if arr.size == 0:
+            raise InvalidInputError(f"x must hold at least one value, got {arr.shape}")
+        return float(_rliable_metrics().aggregate_iqm(arr))
     if not -arr.ndim <= axis < arr.ndim:
         raise InvalidInputError(f"axis must be in [-{arr.ndim}, {arr.ndim}), got {axis}")
     if arr.shape[axis] == 0:
@@ -356,9 +383,32 @@ def _accepts_axis(fn: Callable[..., Any]) -> bool:
 
 
 def _percentile_interval(boot: np.ndarray, confidence: float) -> tuple[Any, Any]:
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+    """arch's two-sided percentile interval (what rliable's ``method="percentile"`` returns)."""
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(boot, [100.0 * alpha, 100.0 * (1.0 - alpha)], axis=0)
     return lo, hi
+
+
+def _resamples(mat: np.ndarray, reps: int, rs: np.random.RandomState, per_rep: int = 1) -> Any:
+    """Yield (start, [r, runs, cells]) stratified resamples of ``mat`` [runs, cells] in chunks:
+    each cell's runs drawn with replacement, independently per cell (rliable's
+    ``StratifiedBootstrap.update_indices``)."""
+    runs, cells = mat.shape
+    cols = np.arange(cells)
+    chunk = max(1, _CHUNK_ENTRIES // (runs * cells * per_rep))
+    for start in range(0, reps, chunk):
+        r = min(chunk, reps - start)
+        idx = rs.randint(0, runs, size=(r, runs, cells))
+        yield start, mat[idx, cols]
+
+
+def _check_scores(scores: Any, name: str = "scores") -> np.ndarray:
+    arr = _as_float_array(scores, name)
+    if arr.ndim not in (1, 2) or arr.size == 0:
+        raise InvalidInputError(
+            f"{name} must be a non-empty array of shape [runs] or [runs, tasks], got {arr.shape}"
+        )
+    return arr
 
 
 def stratified_bootstrap_ci(
@@ -370,31 +420,23 @@ def stratified_bootstrap_ci(
     rng: np.random.Generator,
 ) -> tuple[float, float, float]:
     """(point, lo, hi): percentile CI of ``statistic`` over [runs, tasks] scores, resampling runs
-    with replacement independently within each task (rliable's stratified bootstrap).
+    with replacement independently within each task (rliable's stratified bootstrap,
+    ``get_interval_estimates(method="percentile")``; one seed drawn from ``rng``).
 
     A statistic with an ``axis`` keyword (iqm, np.mean, np.median, ...) is taken as a reduction
     over all scores and evaluated on every resample at once; any other is called per resample on a
     [runs, tasks] (or [runs]) array.
     """
-    arr = _as_float_array(scores, "scores")
-    if arr.ndim not in (1, 2) or arr.size == 0:
-        raise InvalidInputError(
-            f"scores must be a non-empty array of shape [runs] or [runs, tasks], got {arr.shape}"
-        )
+    arr = _check_scores(scores)
     reps = _check_reps(reps)
     confidence = _check_unit_interval(confidence, "confidence")
-    rng = _check_rng(rng)
+    rs = _bootstrap_state(rng)
     mat = arr.reshape(arr.shape[0], -1)
-    runs, tasks = mat.shape
     point = float(statistic(arr))
     vectorized = _accepts_axis(statistic)
-    cols = np.arange(tasks)
-    chunk = max(1, _CHUNK_ENTRIES // (runs * tasks))
     boot = np.empty(reps)
-    for start in range(0, reps, chunk):
-        r = min(chunk, reps - start)
-        idx = rng.integers(0, runs, size=(r, runs, tasks))
-        sample = mat[idx, cols]  # [r, runs, tasks]
+    for start, sample in _resamples(mat, reps, rs):
+        r = sample.shape[0]
         if vectorized:
             boot[start : start + r] = np.asarray(statistic(sample.reshape(r, -1), axis=1))
         else:
@@ -411,8 +453,9 @@ def curve_iqm_ci(
     *,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-point IQM over seeds of [seeds, points] curves and its percentile bootstrap CI
-    (seeds resampled jointly across points, as rliable does for sample-efficiency curves)."""
+    """Per-point IQM over seeds of [seeds, points] curves and its percentile bootstrap CI, as
+    rliable computes sample-efficiency curves (scores [runs, 1 task, points]; its stratified
+    bootstrap resamples the seeds independently at every point)."""
     arr = _as_float_array(curves, "curves")
     if arr.ndim != 2 or arr.size == 0:
         raise InvalidInputError(
@@ -420,22 +463,58 @@ def curve_iqm_ci(
         )
     reps = _check_reps(reps)
     confidence = _check_unit_interval(confidence, "confidence")
-    rng = _check_rng(rng)
-    seeds, points = arr.shape
+    rs = _bootstrap_state(rng)
     point = _iqm_along(arr, 0)
-    chunk = max(1, _CHUNK_ENTRIES // (seeds * points))
-    boot = np.empty((reps, points))
-    for start in range(0, reps, chunk):
-        r = min(chunk, reps - start)
-        idx = rng.integers(0, seeds, size=(r, seeds))
-        boot[start : start + r] = _iqm_along(arr[idx], 1)  # [r, seeds, points] → [r, points]
+    boot = np.empty((reps, arr.shape[1]))
+    for start, sample in _resamples(arr, reps, rs):
+        boot[start : start + sample.shape[0]] = _iqm_along(sample, 1)  # [r, points]
+    lo, hi = _percentile_interval(boot, confidence)
+    return point, np.asarray(lo), np.asarray(hi)
+
+
+def _profile(sample: np.ndarray, taus: np.ndarray, use_score_distribution: bool) -> np.ndarray:
+    """rliable's score distribution mean(scores > τ) over runs and tasks ([..., runs, tasks] →
+    [..., τ]), or with ``use_score_distribution=False`` the fraction of tasks whose mean score
+    over runs exceeds τ."""
+    if use_score_distribution:
+        flat = sample.reshape(*sample.shape[:-2], -1)
+    else:
+        flat = sample.mean(axis=-2)
+    return np.mean(flat[..., :, None] > taus, axis=-2)
+
+
+def performance_profile(
+    scores: np.ndarray,
+    taus: np.ndarray,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    *,
+    rng: np.random.Generator,
+    use_score_distribution: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(profile, lo, hi) over thresholds τ: the fraction of run scores above τ (rliable's score
+    distribution, ``create_performance_profile``) with its stratified-bootstrap percentile CI;
+    ``use_score_distribution=False`` profiles the per-task mean scores instead."""
+    arr = _check_scores(scores)
+    tau = _as_float_array(taus, "taus")
+    if tau.ndim != 1 or tau.size == 0:
+        raise InvalidInputError(f"taus must be a non-empty 1-d array, got shape {tau.shape}")
+    reps = _check_reps(reps)
+    confidence = _check_unit_interval(confidence, "confidence")
+    rs = _bootstrap_state(rng)
+    mat = arr.reshape(arr.shape[0], -1)
+    point = _profile(mat, tau, use_score_distribution)
+    boot = np.empty((reps, tau.size))
+    for start, sample in _resamples(mat, reps, rs, per_rep=tau.size):
+        boot[start : start + sample.shape[0]] = _profile(sample, tau, use_score_distribution)
     lo, hi = _percentile_interval(boot, confidence)
     return point, np.asarray(lo), np.asarray(hi)
 
 
 def win_rate(scores_a: np.ndarray, scores_b: np.ndarray) -> float:
     """P(X > Y) + ½ P(X = Y) for X a run of A and Y a run of B, averaged over tasks
-    (rliable's probability of improvement; inputs [runs] or [runs, tasks])."""
+    (``rliable.metrics.probability_of_improvement``: the Mann–Whitney U of A over B divided by
+    n_A·n_B; inputs [runs] or [runs, tasks])."""
     a = _as_float_array(scores_a, "scores_a")
     b = _as_float_array(scores_b, "scores_b")
     for name, arr in (("scores_a", a), ("scores_b", b)):
@@ -450,11 +529,4 @@ def win_rate(scores_a: np.ndarray, scores_b: np.ndarray) -> float:
         raise InvalidInputError(
             f"scores_a and scores_b must cover the same tasks, got shapes {a.shape} and {b.shape}"
         )
-    probs = np.empty(a2.shape[1])
-    for t in range(a2.shape[1]):
-        bs = np.sort(b2[:, t])
-        below = np.searchsorted(bs, a2[:, t], side="left")  # b < a
-        below_or_equal = np.searchsorted(bs, a2[:, t], side="right")  # b ≤ a
-        wins = below.sum() + 0.5 * (below_or_equal - below).sum()
-        probs[t] = wins / (a2.shape[0] * b2.shape[0])
-    return float(np.mean(probs))
+    return float(_rliable_metrics().probability_of_improvement(a2, b2))

@@ -41,6 +41,7 @@ __all__ = [
     "Skip",
     "Stochastic",
     "bpref_compose",
+    "bpref_margin",
     "bpref_teacher",
     "tabular_advantage_fn",
 ]
@@ -674,17 +675,91 @@ class Equal(_Wrapper):
         return f"Equal({self.inner!r}, threshold={self.threshold})"
 
 
+def bpref_margin(
+    episode_returns: Sequence[float] | np.ndarray, segment_length: int, episode_length: int
+) -> float:
+    """B-Pref's threshold scale: the mean true episode return × H / T, i.e. the return a segment of
+    H of the T steps earns on average (``new_margin`` in B-Pref's training loop)."""
+    r = np.asarray(episode_returns, dtype=np.float64).reshape(-1)
+    if r.size == 0 or not np.all(np.isfinite(r)):
+        raise InvalidInputError(
+            f"episode_returns must be a non-empty list of finite returns, got {r.size} values"
+        )
+    for name, n in (("segment_length", segment_length), ("episode_length", episode_length)):
+        if isinstance(n, bool) or int(n) != n or int(n) < 1:
+            raise InvalidInputError(f"{name} must be a positive integer, got {n!r}")
+    return float(np.mean(r) * int(segment_length) / int(episode_length))
+
+
+def _alias(value: Any, default: Any, alias: Any, name: str, alias_name: str) -> Any:
+    """``alias`` (a B-Pref ``teacher_*`` name) in place of ``value``; both given and different
+    is an error."""
+    if alias is None:
+        return value
+    if value is not None and value != default and value != alias:
+        raise InvalidInputError(f"give {name} or {alias_name}, not both ({value!r} vs {alias!r})")
+    return alias
+
+
+def _relative_threshold(
+    absolute: float | None, eps: float | None, margin: float | None, kind: str
+) -> float | None:
+    """θ_kind = teacher_eps_kind × margin (B-Pref's relative threshold), or the absolute one."""
+    if eps is None:
+        return absolute
+    if absolute is not None:
+        raise InvalidInputError(
+            f"give {kind}=θ (absolute) or teacher_eps_{kind}=ε with margin (θ = ε·margin), not both"
+        )
+    eps = _check_threshold(eps, f"teacher_eps_{kind}")
+    if eps < 0:
+        raise InvalidInputError(f"teacher_eps_{kind} must be >= 0, got {eps}")
+    if margin is None:
+        raise InvalidInputError(
+            f"teacher_eps_{kind} is relative: give margin=... (e.g. prl.oracles.bpref_margin)"
+        )
+    return eps * _check_threshold(margin, "margin")
+
+
+def _teacher_beta(beta: float, teacher_beta: float | None) -> float:
+    """B-Pref's ``teacher_beta``: > 0 is the Bradley–Terry β, ≤ 0 (B-Pref uses −1) the rational
+    teacher β = inf."""
+    if teacher_beta is None:
+        return beta
+    tb = _check_threshold(teacher_beta, "teacher_beta")
+    return tb if tb > 0 else np.inf
+
+
 def bpref_compose(
     beta: float = np.inf,
     gamma: float = 1.0,
     eps: float = 0.0,
     skip: float | None = None,
     equal: float | None = None,
+    *,
+    margin: float | None = None,
+    teacher_beta: float | None = None,
+    teacher_gamma: float | None = None,
+    teacher_eps_mistake: float | None = None,
+    teacher_eps_skip: float | None = None,
+    teacher_eps_equal: float | None = None,
 ) -> Oracle:
     """B-Pref's general teacher in the reference order: skip → equal mask → myopic weighting →
     label σ(β·Σ_k γ^(H−1−k) r_k) → mistake → equal overrides, built as
     Equal(Skip(Mistake(Myopic(BradleyTerry(β))))); trivial stages (γ = 1, ε = 0, no threshold)
-    are left out. Skip and Equal read the raw sums, as in B-Pref."""
+    are left out. Skip and Equal read the raw sums, as in B-Pref.
+
+    B-Pref's names are accepted too: ``teacher_beta`` (≤ 0 means β = inf), ``teacher_gamma``,
+    ``teacher_eps_mistake``, and the relative thresholds θ_skip = ``teacher_eps_skip``·margin,
+    θ_equal = ``teacher_eps_equal``·margin (see :func:`bpref_margin`).
+    """
+    if teacher_beta is not None and beta != np.inf:
+        raise InvalidInputError("give beta or teacher_beta, not both")
+    beta = _teacher_beta(beta, teacher_beta)
+    gamma = _alias(gamma, 1.0, teacher_gamma, "gamma", "teacher_gamma")
+    eps = _alias(eps, 0.0, teacher_eps_mistake, "eps", "teacher_eps_mistake")
+    skip = _relative_threshold(skip, teacher_eps_skip, margin, "skip")
+    equal = _relative_threshold(equal, teacher_eps_equal, margin, "equal")
     oracle: Oracle = BradleyTerry(beta)
     if _check_unit(gamma, "gamma") < 1.0:
         oracle = Myopic(oracle, gamma)
@@ -704,10 +779,29 @@ def bpref_teacher(
     gamma: float = 0.9,
     skip: float | None = None,
     equal: float | None = None,
+    *,
+    margin: float | None = None,
+    teacher_beta: float | None = None,
+    teacher_gamma: float | None = None,
+    teacher_eps_mistake: float | None = None,
+    teacher_eps_skip: float | None = None,
+    teacher_eps_equal: float | None = None,
 ) -> Oracle:
     """One of B-Pref's six simulated teachers (Lee et al.): "oracle" BT(inf), "stochastic" BT(β),
     "mistake" Mistake(BT(inf), ε), "myopic" Myopic(BT(inf), γ), "skip" Skip(BT(inf), skip),
-    "equal" Equal(BT(inf), equal); the thresholds are on raw segment returns."""
+    "equal" Equal(BT(inf), equal); the thresholds are on raw segment returns.
+
+    B-Pref's names are aliases: ``teacher_beta`` for β (≤ 0, B-Pref's −1, means β = inf),
+    ``teacher_gamma`` for γ, ``teacher_eps_mistake`` for ε, and ``teacher_eps_skip`` /
+    ``teacher_eps_equal`` give relative thresholds θ = ε·margin (see :func:`bpref_margin`).
+    """
+    if teacher_beta is not None and beta != 1.0:
+        raise InvalidInputError("give beta or teacher_beta, not both")
+    beta = _teacher_beta(beta, teacher_beta)
+    gamma = _alias(gamma, 0.9, teacher_gamma, "gamma", "teacher_gamma")
+    eps = _alias(eps, 0.1, teacher_eps_mistake, "eps", "teacher_eps_mistake")
+    skip = _relative_threshold(skip, teacher_eps_skip, margin, "skip")
+    equal = _relative_threshold(equal, teacher_eps_equal, margin, "equal")
     exact = BradleyTerry(np.inf)
     if kind == "oracle":
         return exact
@@ -721,7 +815,8 @@ def bpref_teacher(
         thr = skip if kind == "skip" else equal
         if thr is None:
             raise InvalidInputError(
-                f"bpref_teacher({kind!r}) needs a return threshold {kind}=..., got None"
+                f"bpref_teacher({kind!r}) needs a return threshold {kind}=... or "
+                f"teacher_eps_{kind}=... with margin=..., got None"
             )
         return Skip(exact, thr) if kind == "skip" else Equal(exact, thr)
     raise InvalidInputError(

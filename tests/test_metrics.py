@@ -16,6 +16,7 @@ from prl.metrics import (
     iqm,
     pareto_front,
     pareto_mask,
+    performance_profile,
     sparsity,
     stratified_bootstrap_ci,
     uniform_weight_grid,
@@ -353,3 +354,123 @@ def test_moocore_pareto_mask_equals_the_reference_filter(d: int) -> None:
     rng = np.random.default_rng(7 + d)
     pts = rng.integers(0, 4, size=(60, d)).astype(float)  # many ties and duplicates
     np.testing.assert_array_equal(pareto_mask(pts), _pareto_mask(pts))
+
+
+# ---- rliable: IQM, probability of improvement, performance profiles, bootstrap stream ---------
+def test_iqm_hand_values() -> None:
+    # n = 8 cuts ⌊8/4⌋ = 2 at each end: mean(3, 4, 5, 6); n = 5 cuts 1: mean(2, 3, 4).
+    assert iqm(np.arange(1.0, 9.0)) == pytest.approx(4.5)
+    assert iqm([5.0, 1.0, 4.0, 2.0, 3.0]) == pytest.approx(3.0)
+    # [runs, tasks] pools all scores (rliable's aggregate IQM): 12 values, cut 3 at each end.
+    m = np.arange(12.0).reshape(4, 3)
+    assert iqm(m) == pytest.approx(np.mean([3.0, 4.0, 5.0, 6.0, 7.0, 8.0]))
+
+
+def test_probability_of_improvement_is_mann_whitney() -> None:
+    # a = {3, 5, 7}, b = {1, 4}: 3 > 1; 5 > 1, 4; 7 > 1, 4 → U = 5 of 6 pairs.
+    assert win_rate([3.0, 5.0, 7.0], [1.0, 4.0]) == pytest.approx(5 / 6)
+    # ties count ½: a = {1, 2, 3}, b = {2, 2}: U = 0 + ½ + ½ + 1 + 1 = 3 of 6.
+    assert win_rate([1.0, 2.0, 3.0], [2.0, 2.0]) == pytest.approx(0.5)
+    # Two tasks: task 0 → 1 (a always higher), task 1 → ¼ (one win of four).
+    a = np.array([[2.0, 0.0], [3.0, 5.0]])
+    b = np.array([[1.0, 4.0], [0.0, 6.0]])
+    assert win_rate(a, b) == pytest.approx((1.0 + 0.25) / 2)
+    rng = np.random.default_rng(8)
+    x, y = rng.integers(0, 4, size=9).astype(float), rng.integers(0, 4, size=6).astype(float)
+    u = scipy.stats.mannwhitneyu(x, y, alternative="greater").statistic
+    assert win_rate(x, y) == pytest.approx(u / (9 * 6))
+
+
+def test_performance_profile_hand_values() -> None:
+    scores = np.array([[0.0, 1.0], [2.0, 3.0]])
+    prof, lo, hi = performance_profile(scores, [0.5, 2.5], reps=50, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(prof, [0.75, 0.25])  # 3 of 4 scores > 0.5, 1 of 4 > 2.5
+    assert np.all(lo <= prof) and np.all(prof <= hi)
+    # Task means are (1, 2): above 0.5 both, above 1.5 one, above 2.5 none.
+    mean_prof, _, _ = performance_profile(
+        scores, [0.5, 1.5, 2.5], reps=50, rng=np.random.default_rng(0), use_score_distribution=False
+    )
+    np.testing.assert_allclose(mean_prof, [1.0, 0.5, 0.0])
+    # Runs constant within each task: every stratified resample is the same matrix.
+    const = np.tile(np.array([[0.0, 1.0, 5.0]]), (4, 1))
+    p, lo, hi = performance_profile(const, [0.5, 2.0], reps=100, rng=np.random.default_rng(1))
+    np.testing.assert_allclose(p, [2 / 3, 1 / 3])
+    np.testing.assert_array_equal(lo, p)
+    np.testing.assert_array_equal(hi, p)
+
+
+def test_bootstrap_two_runs_closed_form() -> None:
+    # Two runs {0, 1}, one task: a resample's mean is 0, ½ or 1 with probabilities ¼, ½, ¼, so
+    # the 95 % percentile interval is [0, 1] and about half the replicates equal ½.
+    rng = np.random.default_rng(3)
+    point, lo, hi = stratified_bootstrap_ci([0.0, 1.0], np.mean, reps=4000, rng=rng)
+    assert (point, lo, hi) == (0.5, 0.0, 1.0)
+
+
+def test_rliable_intervals_are_seeded_by_the_generator() -> None:
+    scores = np.random.default_rng(5).normal(size=(8, 3))
+    taus = np.linspace(-1.0, 1.0, 5)
+    calls = [
+        lambda r: stratified_bootstrap_ci(scores, iqm, reps=200, rng=r),
+        lambda r: curve_iqm_ci(scores, reps=200, rng=r),
+        lambda r: performance_profile(scores, taus, reps=200, rng=r),
+    ]
+    for call in calls:
+        first = call(np.random.default_rng(11))
+        again = call(np.random.default_rng(11))
+        other = call(np.random.default_rng(12))
+        for x, y in zip(first, again):
+            np.testing.assert_array_equal(x, y)
+        assert any(not np.array_equal(x, y) for x, y in zip(first[1:], other[1:]))
+    # The generator advances: two calls in a row draw different seeds.
+    rng = np.random.default_rng(11)
+    assert stratified_bootstrap_ci(scores, iqm, reps=200, rng=rng) != stratified_bootstrap_ci(
+        scores, iqm, reps=200, rng=rng
+    )
+
+
+def _rliable_library():
+    try:
+        from rliable import library
+    except Exception as exc:  # rliable pins arch < 8, which does not import with pandas >= 3
+        pytest.skip(f"rliable.library does not import here ({type(exc).__name__}: {exc})")
+    return library
+
+
+def test_intervals_equal_rliable_library_draw_for_draw() -> None:
+    """The lab's bootstrap reproduces rliable.library's (global RandomState seeded alike)."""
+    library = _rliable_library()
+    from rliable import metrics as rm
+
+    from prl.metrics import _bootstrap_seed
+
+    scores = np.random.default_rng(21).normal(size=(7, 3))
+    seed = _bootstrap_seed(np.random.default_rng(4))
+    state = np.random.get_state()  # noqa: NPY002 (rliable draws from it)
+    try:
+        np.random.seed(seed)  # noqa: NPY002
+        pts, cis = library.get_interval_estimates(
+            {"x": scores}, lambda s: np.array([rm.aggregate_iqm(s)]), reps=300
+        )
+        np.random.seed(seed)  # noqa: NPY002
+        curves = scores  # [7 seeds, 3 points]
+        cpts, ccis = library.get_interval_estimates(
+            {"x": curves[:, None, :]},
+            lambda s: np.array([rm.aggregate_iqm(s[..., f]) for f in range(s.shape[-1])]),
+            reps=300,
+        )
+        taus = np.linspace(-1.5, 1.5, 7)
+        np.random.seed(seed)  # noqa: NPY002
+        profs, pcis = library.create_performance_profile({"x": scores}, taus, reps=300)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    point, lo, hi = stratified_bootstrap_ci(scores, iqm, reps=300, rng=np.random.default_rng(4))
+    np.testing.assert_allclose([point, lo, hi], [pts["x"][0], *cis["x"][:, 0]], rtol=1e-12)
+    mid, clo, chi = curve_iqm_ci(curves, reps=300, rng=np.random.default_rng(4))
+    np.testing.assert_allclose(mid, cpts["x"], rtol=1e-12)
+    np.testing.assert_allclose(clo, ccis["x"][0], rtol=1e-12)
+    np.testing.assert_allclose(chi, ccis["x"][1], rtol=1e-12)
+    prof, plo, phi = performance_profile(scores, taus, reps=300, rng=np.random.default_rng(4))
+    np.testing.assert_allclose(prof, profs["x"], rtol=1e-12)
+    np.testing.assert_allclose(plo, pcis["x"][0], rtol=1e-12)
+    np.testing.assert_allclose(phi, pcis["x"][1], rtol=1e-12)

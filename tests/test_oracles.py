@@ -21,6 +21,7 @@ from prl.oracles import (
     Skip,
     Stochastic,
     bpref_compose,
+    bpref_margin,
     bpref_teacher,
     tabular_advantage_fn,
 )
@@ -442,6 +443,76 @@ def test_bpref_teacher_kinds():
             bpref_teacher(kind)
     with pytest.raises(InvalidInputError):
         bpref_teacher("sleepy")
+
+
+def test_bpref_margin_is_mean_return_times_segment_fraction():
+    # Episodes of T = 1000 steps returning 10, 20, 30; segments of H = 50: 20 · 50 / 1000 = 1.
+    assert bpref_margin([10.0, 20.0, 30.0], 50, 1000) == pytest.approx(1.0)
+    assert bpref_margin([-4.0], 25, 100) == pytest.approx(-1.0)
+    for bad in (([], 5, 10), ([1.0, np.nan], 5, 10), ([1.0], 0, 10), ([1.0], 5, 2.5)):
+        with pytest.raises(InvalidInputError):
+            bpref_margin(*bad)
+
+
+def test_bpref_relative_thresholds_scale_the_margin():
+    # Raw returns a = (1.5, 3.0, 2.2), b = (1.0, 1.0, 2.0); margin 4.
+    a, b = seg([[1.5, 0.0], [1.0, 2.0], [2.0, 0.2]]), seg([[1.0, 0.0], [0.5, 0.5], [1.0, 1.0]])
+    # θ_skip = 0.5 · 4 = 2: max(1.5, 1) ≤ 2 skipped; max(3, 1) and max(2.2, 2) > 2 kept.
+    skip = bpref_teacher("skip", teacher_eps_skip=0.5, margin=4.0)
+    assert isinstance(skip, Skip) and skip.threshold == pytest.approx(2.0)
+    assert skip.mask(a, b).tolist() == [False, True, True]
+    # θ_equal = 0.25 · 4 = 1: |Δ| = 0.5, 2, 0.2 → ½, hard 1, ½.
+    equal = bpref_teacher("equal", teacher_eps_equal=0.25, margin=4.0)
+    assert equal.label(a, b, np.random.default_rng(0)).label.tolist() == [0.5, 1.0, 0.5]
+    # The same teachers from absolute thresholds.
+    assert bpref_teacher("skip", skip=2.0).mask(a, b).tolist() == [False, True, True]
+    # ε = 0 gives θ = 0, B-Pref's behaviour: pairs whose returns are both ≤ 0 are skipped.
+    zero = bpref_teacher("skip", teacher_eps_skip=0.0, margin=4.0)
+    assert zero.mask(seg([[-1.0], [0.5]]), seg([[0.0], [-2.0]])).tolist() == [False, True]
+
+
+def test_bpref_teacher_names_are_aliases():
+    a, b = seg([[1.0, 0.0], [0.0, 0.1]]), seg([[0.0, 0.0], [0.0, 0.0]])
+    # teacher_beta > 0 is β; ≤ 0 (B-Pref's −1) is the rational teacher β = inf.
+    assert bpref_teacher("stochastic", teacher_beta=2.0).prob(a, b)[0] == pytest.approx(
+        sigmoid(2.0)
+    )
+    assert bpref_teacher("stochastic", teacher_beta=-1).prob(a, b).tolist() == [1.0, 1.0]
+    mistake = bpref_teacher("mistake", teacher_eps_mistake=0.2)
+    assert mistake.eps == 0.2 and mistake.prob(a, b).tolist() == pytest.approx([0.8, 0.8])
+    assert bpref_teacher("myopic", teacher_gamma=0.5).gamma == 0.5
+    # B-Pref's full teacher: skip → equal → myopic → label → mistake, thresholds ε·margin.
+    t = bpref_compose(
+        teacher_beta=-1,
+        teacher_gamma=0.5,
+        teacher_eps_mistake=0.1,
+        teacher_eps_skip=0.1,
+        teacher_eps_equal=0.2,
+        margin=10.0,
+    )
+    assert isinstance(t, Equal) and t.threshold == pytest.approx(2.0)
+    assert isinstance(t.inner, Skip) and t.inner.threshold == pytest.approx(1.0)
+    assert isinstance(t.inner.inner, Mistake) and t.inner.inner.eps == 0.1
+    assert isinstance(t.inner.inner.inner, Myopic) and t.inner.inner.inner.gamma == 0.5
+    assert t.inner.inner.inner.inner.beta == np.inf
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: bpref_teacher("skip", teacher_eps_skip=0.1),  # relative needs margin
+        lambda: bpref_teacher("skip", skip=1.0, teacher_eps_skip=0.1, margin=2.0),
+        lambda: bpref_teacher("equal", teacher_eps_equal=-0.1, margin=2.0),
+        lambda: bpref_teacher("equal", teacher_eps_equal=0.1, margin=float("inf")),
+        lambda: bpref_teacher("mistake", eps=0.3, teacher_eps_mistake=0.2),
+        lambda: bpref_teacher("stochastic", beta=3.0, teacher_beta=2.0),
+        lambda: bpref_compose(gamma=0.5, teacher_gamma=0.7),
+        lambda: bpref_compose(teacher_eps_mistake=0.9),
+    ],
+)
+def test_bpref_alias_conflicts_and_bad_values(make):
+    with pytest.raises(InvalidInputError):
+        make()
 
 
 @pytest.mark.parametrize(
