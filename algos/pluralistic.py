@@ -68,6 +68,7 @@ __all__ = [
     "maxmin_hedge",
     "maxmin_lp",
     "maxmin_occupancy_lp",
+    "mixture_loglik",
     "pair_loglik",
     "plan",
     "reward_table",
@@ -551,6 +552,26 @@ def _pair_logliks(xd: np.ndarray, y: np.ndarray, W: np.ndarray) -> np.ndarray:
     return y[:, None] * log_expit(h) + (1 - y[:, None]) * log_expit(-h)
 
 
+def mixture_loglik(
+    xa: Any, xb: Any, label: Any, user: Any, W: Any, weights: Any
+) -> tuple[float, np.ndarray]:
+    """Log-likelihood Σ_u log Σ_k π_k Π_{i∈u} p_k(y_i) of a mixture of linear BT models, and the
+    users' posteriors γ [U, K] (users are ``0..max(user)``)."""
+    from scipy.special import logsumexp
+
+    xa, xb = np.asarray(xa, dtype=np.float64), np.asarray(xb, dtype=np.float64)
+    W = np.atleast_2d(np.asarray(W, dtype=np.float64))
+    weights = check_proportions(weights, W.shape[0])
+    user = np.asarray(user)
+    ll = _pair_logliks(xa - xb, np.asarray(label, dtype=np.float64), W)  # [N, K]
+    per_user = np.zeros((int(user.max()) + 1, W.shape[0]))
+    np.add.at(per_user, user, ll)
+    with np.errstate(divide="ignore"):
+        logpost = per_user + np.log(weights)
+    norm = logsumexp(logpost, axis=1, keepdims=True)
+    return float(norm.sum()), np.exp(logpost - norm)
+
+
 def em_step(
     xa: np.ndarray,
     xb: np.ndarray,
@@ -560,18 +581,13 @@ def em_step(
     l2: float = 1e-3,
 ) -> MixtureFit:
     """One EM iteration: M-step (mixing weights; weighted BT fits by Newton) then E-step."""
-    from scipy.special import logsumexp
-
-    U, K = resp.shape
+    K = resp.shape[1]
     weights = resp.mean(0)
+    weights = weights / weights.sum()
     data, feats = _pair_data(xa, xb, y, K, resp[user].T)
     W = newton_fit(data, "bt", 1.0, feats, l2=l2).numpy()
-    ll = _pair_logliks(xa - xb, y, W)  # [N, K]
-    per_user = np.zeros((U, K))
-    np.add.at(per_user, user, ll)
-    logpost = per_user + np.log(np.clip(weights, 1e-300, None))
-    norm = logsumexp(logpost, axis=1, keepdims=True)
-    return MixtureFit(W, np.exp(logpost - norm), weights, float(norm.sum()))
+    loglik, post = mixture_loglik(xa, xb, y, user, W, weights)
+    return MixtureFit(W, post, weights, loglik)
 
 
 def em_bt_mixture(
