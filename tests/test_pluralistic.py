@@ -204,9 +204,9 @@ def test_learned_gpm_recovers_cyclic_games_bt_cannot_and_plugs_into_nash() -> No
     dice = cyclic_dice_matrix()
     gen = torch.Generator().manual_seed(0)
     gpm = GPM(3, k=1, generator=gen)
-    fit_pairs(gpm, *_population(dice), steps=800, lr=0.05)
+    fit_pairs(gpm, *_population(dice), steps=400, lr=0.1)
     bt = BTScores(3)
-    fit_pairs(bt, *_population(dice), steps=800, lr=0.05)
+    fit_pairs(bt, *_population(dice), steps=200, lr=0.1)
     assert np.abs(gpm.matrix() - dice).max() < 1e-3
     assert np.abs(bt.matrix() - dice).max() > 0.05  # BT: all ½ on the symmetric cycle (5/9 − ½)
     # held-out log-likelihood on sampled duels: GPM above BT
@@ -220,12 +220,12 @@ def test_learned_gpm_recovers_cyclic_games_bt_cannot_and_plugs_into_nash() -> No
     solver = NashSolver("nash_mp", P_hat, tau=1e-3, eta=0.5)
     solver.run(400)
     assert float(exploitability(dice, solver.policy[0].numpy())) < 2e-3
-    sp = selfplay_mwu(P_hat, 4000, 0.5)
+    sp = selfplay_mwu(P_hat, 2000, 0.5)
     assert float(exploitability(dice, sp.avg[-1, 0].numpy())) < 0.01
     # a 5-outcome rater mixture (rank 4): two blocks recover it
     mix = np.asarray(rater_mixture_matrix(np.random.default_rng(2).standard_normal((3, 5)), beta=2))
     gpm2 = GPM(5, k=2, generator=torch.Generator().manual_seed(1))
-    fit_pairs(gpm2, *_population(mix), steps=2000, lr=0.05)
+    fit_pairs(gpm2, *_population(mix), steps=1000, lr=0.1)
     assert np.abs(gpm2.matrix() - mix).max() < 5e-3
     winner, _ = minimax_winner(mix)
     assert float(exploitability(mix, maxmin_lp((gpm2.matrix() - 0.5).T)[0])) < 0.01
@@ -259,14 +259,15 @@ def test_vpl_one_hot_returns_equal_the_summed_rewards() -> None:
 def test_maxmin_lp_matches_brute_force_grid_on_two_arms() -> None:
     rng = np.random.default_rng(0)
     grid = np.linspace(0.0, 1.0, 200_001)
-    for _ in range(20):
+    for t in range(20):
         U = rng.standard_normal((int(rng.integers(2, 5)), 2))
         vals = (np.outer(grid, U[:, 0]) + np.outer(1 - grid, U[:, 1])).min(1)
         p, v = maxmin_lp(U)
         assert abs(v - vals.max()) < 1e-9 + 2e-5 * np.abs(U).max()
         assert abs(float((U @ p).min()) - v) < 1e-12 and abs(p.sum() - 1) < 1e-12
-        _, v_h = maxmin_hedge(U, steps=20_000)
-        assert v - v_h < 0.01 * (U.max() - U.min())
+        if t < 3:  # the no-regret solver reaches the LP value too
+            _, v_h = maxmin_hedge(U, steps=20_000)
+            assert v - v_h < 0.01 * (U.max() - U.min())
 
 
 def test_maxmin_on_the_three_arm_sanity_bandit() -> None:
