@@ -18,6 +18,7 @@ returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from scipy.special import expit, log_expit
 
 from prl.errors import InvalidInputError
 from prl.registry import ORACLES
-from prl.types import Items, Preferences, Segments, batch_size_of
+from prl.types import Items, Preferences, Segments, batch_size_of, take
 
 __all__ = [
     "BradleyTerry",
@@ -36,13 +37,17 @@ __all__ = [
     "Myopic",
     "Oracle",
     "PreferenceMatrix",
+    "RatedPreferences",
+    "RaterPopulation",
     "Regret",
+    "Scalarized",
     "ScoreOracle",
     "Skip",
     "Stochastic",
     "bpref_compose",
     "bpref_margin",
     "bpref_teacher",
+    "check_proportions",
     "tabular_advantage_fn",
 ]
 
@@ -920,6 +925,241 @@ class Hierarchical(Oracle):
         return f"Hierarchical(order={self.order.tolist()}, margins={self.margins.tolist()})"
 
 
+# ---- pluralistic raters: a population of rater groups ----------------------------------------
+def _check_rater_ids(rater: Any, n: int, n_raters: int | None) -> np.ndarray:
+    """Rater ids as int64 [n] in [0, n_raters) (one per pair)."""
+    arr = np.asarray(rater)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise InvalidInputError(f"rater ids must have shape ({n},) (one per pair), got {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise InvalidInputError(f"rater ids must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    hi = n_raters if n_raters is not None else np.iinfo(np.int64).max
+    if arr.size and (arr.min() < 0 or arr.max() >= hi):
+        raise InvalidInputError(
+            f"rater ids must lie in [0, {hi - 1}], got values in [{arr.min()}, {arr.max()}]"
+        )
+    return arr
+
+
+@dataclass(frozen=True)
+class RatedPreferences(Preferences):
+    """Labelled pairs that also record who labelled them: ``rater[i]`` in [0, n_raters)."""
+
+    rater: Any = None
+    n_raters: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rater is None:
+            raise InvalidInputError("RatedPreferences needs rater ids (one per pair), got None")
+        if self.n_raters is not None and (
+            isinstance(self.n_raters, bool)
+            or not isinstance(self.n_raters, (int, np.integer))
+            or self.n_raters < 1
+        ):
+            raise InvalidInputError(f"n_raters must be a positive integer, got {self.n_raters!r}")
+        object.__setattr__(self, "rater", _check_rater_ids(self.rater, len(self), self.n_raters))
+
+    def subset(self, idx: np.ndarray) -> RatedPreferences:
+        """A sub-batch of pairs with their rater ids."""
+        idx = np.asarray(idx)
+        base = Preferences.subset(self, idx)
+        return RatedPreferences(
+            base.a, base.b, base.label, base.mask, self.rater[idx], self.n_raters
+        )
+
+    def valid(self) -> RatedPreferences:
+        """Only the pairs that were not skipped."""
+        return self.subset(np.flatnonzero(self.mask))
+
+    def flipped(self) -> RatedPreferences:
+        """The same pairs with a and b swapped (labels 1 − label), same raters."""
+        return RatedPreferences(
+            self.b, self.a, 1.0 - self.label, self.mask.copy(), self.rater.copy(), self.n_raters
+        )
+
+    def of_rater(self, k: int) -> RatedPreferences:
+        """The pairs labelled by rater ``k``."""
+        return self.subset(np.flatnonzero(self.rater == int(k)))
+
+    @staticmethod
+    def concat(parts: Sequence[RatedPreferences]) -> RatedPreferences:
+        """Concatenate labelled batches (segments or outcome indices) along the pair axis."""
+        if not parts:
+            raise InvalidInputError("cannot concatenate an empty list of RatedPreferences")
+
+        def cat(xs: list[Items]) -> Items:
+            if isinstance(xs[0], Segments):
+                return Segments.concat(list(xs))  # type: ignore[arg-type]
+            return np.concatenate([np.asarray(x) for x in xs])
+
+        ns = {p.n_raters for p in parts}
+        return RatedPreferences(
+            cat([p.a for p in parts]),
+            cat([p.b for p in parts]),
+            np.concatenate([p.label for p in parts]),
+            np.concatenate([p.mask for p in parts]),
+            np.concatenate([p.rater for p in parts]),
+            ns.pop() if len(ns) == 1 else None,
+        )
+
+
+class Scalarized(_Wrapper):
+    """A rater with its own reward weights: factored rewards [B,T,F] become w·r_t [B,T], which the
+    inner oracle (BradleyTerry or any B-Pref teacher) then labels."""
+
+    def __init__(self, inner: Oracle, weights: Any):
+        super().__init__(inner)
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)):
+            raise InvalidInputError(f"weights must be a finite vector [F], got shape {w.shape}")
+        self.weights = w
+        self.has_margin = inner.has_margin
+
+    def scalarize(self, segments: Items) -> Segments:
+        """The segments with rewards r_t [B,T,F] replaced by w·r_t [B,T]."""
+        if not isinstance(segments, Segments) or segments.rewards.ndim != 3:
+            raise InvalidInputError(
+                "Scalarized needs Segments with factored rewards [B,T,F], got "
+                f"{getattr(getattr(segments, 'rewards', None), 'shape', type(segments).__name__)}"
+            )
+        if segments.rewards.shape[2] != self.weights.shape[0]:
+            raise InvalidInputError(
+                f"Scalarized has {self.weights.shape[0]} weights but the segments have "
+                f"{segments.rewards.shape[2]} reward factors"
+            )
+        return segments.with_rewards(segments.rewards @ self.weights)
+
+    def _pair(self, a: Items, b: Items) -> tuple[Segments, Segments]:
+        a, b = _check_segment_pair(a, b, "Scalarized", rewards="factored")
+        return self.scalarize(a), self.scalarize(b)
+
+    def prob(self, a: Items, b: Items) -> np.ndarray:
+        return self.inner.prob(*self._pair(a, b))
+
+    def mask(self, a: Items, b: Items) -> np.ndarray:
+        return self.inner.mask(*self._pair(a, b))
+
+    def indifferent(self, a: Items, b: Items) -> np.ndarray:
+        return self.inner.indifferent(*self._pair(a, b))
+
+    def margin(self, a: Items, b: Items) -> np.ndarray:
+        """The inner margin on the scalarized segments."""
+        return self.inner.margin(*self._pair(a, b))
+
+    def label(self, a: Items, b: Items, rng: np.random.Generator) -> Preferences:
+        """The inner labels on scalarized segments, returned on the original segments."""
+        prefs = self.inner.label(*self._pair(a, b), rng)
+        return Preferences(a, b, prefs.label, prefs.mask)
+
+    def __repr__(self) -> str:
+        return f"Scalarized({self.inner!r}, weights={self.weights.tolist()})"
+
+
+def check_proportions(proportions: Any, K: int | None = None) -> np.ndarray:
+    """Group proportions as a float64 probability vector [K] (K ≥ 1, entries ≥ 0, sum 1 ± 1e-9)."""
+    try:
+        p = np.asarray(proportions, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"proportions must be a vector of numbers, got {type(proportions).__name__}"
+        ) from None
+    if p.ndim != 1 or p.size == 0:
+        raise InvalidInputError(f"proportions need K >= 1 groups, got shape {p.shape}")
+    if K is not None and p.size != K:
+        raise InvalidInputError(f"proportions must have one entry per group ({K}), got {p.size}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise InvalidInputError(f"proportions must be finite and >= 0, got {p.tolist()}")
+    if abs(p.sum() - 1.0) > 1e-9:
+        raise InvalidInputError(f"proportions must sum to 1, got sum {p.sum():.12g}")
+    return p
+
+
+class RaterPopulation(Oracle):
+    """K rater groups with proportions ρ: each pair is labelled by a rater k ~ ρ, whose id is
+    recorded (:class:`RatedPreferences`); P(a ≻ b) = Σ_k ρ_k P_k(a ≻ b) is the population's
+    marginal. Raters are any oracles, so B-Pref teachers compose (see :meth:`from_weights`)."""
+
+    def __init__(self, raters: Sequence[Oracle], proportions: Any = None):
+        raters = list(raters) if isinstance(raters, (list, tuple)) else raters
+        if not isinstance(raters, list) or len(raters) == 0:
+            raise InvalidInputError("RaterPopulation needs K >= 1 rater oracles, got K = 0")
+        for i, r in enumerate(raters):
+            if not isinstance(r, Oracle):
+                raise InvalidInputError(f"raters[{i}] must be an Oracle, got {type(r).__name__}")
+        self.raters = raters
+        K = len(raters)
+        self.proportions = (
+            np.full(K, 1.0 / K) if proportions is None else check_proportions(proportions, K)
+        )
+        self.reads_rewards = any(r.reads_rewards for r in raters)
+
+    @classmethod
+    def from_weights(
+        cls,
+        weights: Any,
+        proportions: Any = None,
+        teacher: str | Callable[[], Oracle] = "stochastic",
+        **teacher_kw: Any,
+    ) -> RaterPopulation:
+        """Group k scores factored rewards with its own weights w_k [F] (Σ_t w_k·r_t) and labels
+        as the B-Pref teacher ``teacher`` (a kind of :func:`bpref_teacher`, or a factory)."""
+        W = np.asarray(weights, dtype=np.float64)
+        if W.ndim != 2 or W.shape[0] == 0:
+            raise InvalidInputError(
+                f"weights must be a matrix [K,F] with K >= 1 groups, got shape {W.shape}"
+            )
+        make = teacher if callable(teacher) else (lambda: bpref_teacher(teacher, **teacher_kw))
+        return cls([Scalarized(make(), w) for w in W], proportions)
+
+    @property
+    def n_groups(self) -> int:
+        """Number of rater groups K."""
+        return len(self.raters)
+
+    def sample_raters(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n rater ids k ~ ρ (int64)."""
+        rng = _check_rng(rng)
+        return rng.choice(self.n_groups, size=int(n), p=self.proportions).astype(np.int64)
+
+    def prob(self, a: Items, b: Items) -> np.ndarray:
+        """Σ_k ρ_k P_k(a ≻ b): the label probability of a pair before its rater is drawn."""
+        return sum(p * r.prob(a, b) for p, r in zip(self.proportions, self.raters, strict=True))
+
+    def group_probs(self, a: Items, b: Items) -> np.ndarray:
+        """Each group's P_k(a ≻ b), shape [K, B]."""
+        return np.stack([r.prob(a, b) for r in self.raters])
+
+    def label(
+        self, a: Items, b: Items, rng: np.random.Generator, raters: Any = None
+    ) -> RatedPreferences:
+        """Each pair labelled by its rater (drawn from ρ unless ``raters`` gives the ids)."""
+        rng = _check_rng(rng)
+        B = batch_size_of(a)
+        if batch_size_of(b) != B:
+            raise InvalidInputError(
+                f"a and b must hold the same number of items, got {B} and {batch_size_of(b)}"
+            )
+        ids = (
+            self.sample_raters(B, rng)
+            if raters is None
+            else _check_rater_ids(raters, B, self.n_groups)
+        )
+        lab = np.zeros(B)
+        mask = np.ones(B, dtype=bool)
+        for k in range(self.n_groups):
+            idx = np.flatnonzero(ids == k)
+            if idx.size == 0:
+                continue
+            prefs = self.raters[k].label(take(a, idx), take(b, idx), rng)
+            lab[idx], mask[idx] = prefs.label, prefs.mask
+        return RatedPreferences(a, b, lab, mask, ids, self.n_groups)
+
+    def __repr__(self) -> str:
+        return f"RaterPopulation(K={self.n_groups}, proportions={self.proportions.tolist()})"
+
+
 # ---- registry ----------------------------------------------------------------------------------
 ORACLES.register(
     "bradley_terry", BradleyTerry, description="Bradley–Terry on partial return σ(β ΔR)"
@@ -935,6 +1175,14 @@ ORACLES.register(
 )
 ORACLES.register(
     "hierarchical", Hierarchical, description="HERON's factor-by-factor comparator with margins"
+)
+ORACLES.register(
+    "rater_population",
+    RaterPopulation,
+    description="K rater groups with proportions; each pair labelled by a sampled rater (id kept)",
+)
+ORACLES.register(
+    "scalarized", Scalarized, description="a rater's own weights w·r over factored rewards"
 )
 ORACLES.register("stochastic", Stochastic, description="B-Pref: re-temperature a score oracle")
 ORACLES.register("mistake", Mistake, description="B-Pref: flip each label with probability ε")

@@ -126,6 +126,10 @@ _MDPO_OFF = {  # tests/test_mdpo.py OFF_TINY
     "copy_every": 50,
 }
 _PDPPO_TINY = {"n_steps": 32, "batch_size": 16, "n_epochs": 2}  # tests/test_pdppo.py
+_PLURAL = "tests/test_pluralistic.py::test_learners_smoke_and_determinism"
+_GPM_TINY = {"batch": 16, "updates": 5, "heldout": 50}  # tests/test_pluralistic.py
+_USERS_TINY = {"users": 12, "pairs_per_user": 3, "pool": 30}  # tests/test_pluralistic.py
+_VPL_TINY = {"hidden": 8, "batch_users": 4, "eval_every": 3, "eval_users": 4}
 
 
 def _entries() -> list[Smoke]:
@@ -169,6 +173,9 @@ def _entries() -> list[Smoke]:
     for a in ("pdppo", "pdppo_ppo_baseline"):
         cfg, kw = dict(_PDPPO_TINY), {"instance": "tiny"}
         out.append(Smoke(a, "lotsizing", 64, cfg, kw, source="tests/test_pdppo.py"))
+    out.append(Smoke("gpm", "dueling", 48, dict(_GPM_TINY), _DUEL_DICE, source=_PLURAL))
+    out.append(Smoke("maxmin_rlhf", "two_goals", 3, dict(_USERS_TINY), source=_PLURAL))
+    out.append(Smoke("vpl", "two_goals", 6, {**_USERS_TINY, **_VPL_TINY}, source=_PLURAL))
     return out
 
 
@@ -189,6 +196,7 @@ FAMILY_REPRESENTATIVES: dict[str, str] = {
     "mdpo (off-policy)": "mdpo_off",
     "pdppo": "pdppo",
     "dpo": "dpo",
+    "pluralistic": "gpm",
 }
 
 

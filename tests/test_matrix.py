@@ -164,6 +164,7 @@ KILL_PLAN: dict[str, tuple[int, int, int, dict[str, Any]]] = {
     "mdpo_off": (256, 128, 192, {}),  # 64 env steps
     "pdppo": (128, 64, 96, {}),  # 32 env steps
     "dpo": (800, 400, 600, {}),  # 200 queries
+    "gpm": (64, 32, 48, {}),  # 16 queries
 }
 # families whose kill/resume runs only with -m slow (none: the whole file takes ~80 s of CPU on one
 # core, ~3.5 s of it per family for the killed subprocess's start-up). Should the matrix outgrow
