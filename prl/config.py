@@ -169,8 +169,7 @@ def build_config(cls: type, overrides: dict[str, Any] | None = None) -> Any:
             f"(known: {', '.join(sorted(names))})"
         )
     hints = _resolved_types(cls)
-    alias_map = aliases_of(cls)
-    kwargs = {k: coerce(v, hints.get(alias_map.get(k, k), Any), k) for k, v in overrides.items()}
+    kwargs = {k: coerce(v, hints.get(k, Any), k) for k, v in overrides.items()}
     cfg = resolve_aliases(cls(**kwargs))
     validate = getattr(cfg, "validate", None)
     if callable(validate):

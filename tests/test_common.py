@@ -197,6 +197,22 @@ def test_config_alias_moves_to_the_canonical_field() -> None:
     assert build_config(_Cfg, {"beta": 0.5}).beta is None
     assert _Cfg(beta=0.7).constraint_frac == 0.7
     assert build_config(_Cfg, {"constraint_frac": 0.6}).constraint_frac == 0.6
+    # a stored config.json holds both names, the alias as null: resuming reads it back
+    assert build_config(_Cfg, {"beta": None, "constraint_frac": 0.8}).constraint_frac == 0.8
     assert build_config(_Cfg, {"beta": 0.6, "constraint_frac": 0.6}).constraint_frac == 0.6
     with pytest.raises(ConfigError, match="not both"):
         build_config(_Cfg, {"beta": 0.5, "constraint_frac": 0.6})
+
+
+def test_common_does_not_import_algos_or_theory() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, prl.common.episodes, prl.common.queries, prl.common.losses, "
+        "prl.common.ppo, prl.common.sb3, prl.common.reward, prl.data, prl.reward_model, prl.smoke\n"
+        "bad = [m for m in sys.modules if m.startswith(('prl.algos', 'prl.theory'))]\n"
+        "assert not bad, bad"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
