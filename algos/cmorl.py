@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prl.config import option, require
+from prl.common.ppo import clipped_ratio_term, clipped_surrogate, gae_recursion
+from prl.config import alias, option, require, resolve_aliases
 from prl.errors import ConfigError, InvalidInputError
 from prl.metrics import (
     expected_utility,
@@ -45,6 +46,7 @@ from prl.metrics import (
 )
 from prl.nets import mlp
 from prl.run import Learner, register_algo
+from prl.smoke import Smoke
 
 __all__ = [
     "CMORL",
@@ -536,7 +538,8 @@ class CMORLConfig:
     )
     n_select: int = option(0, "policies picked per Stage-2 round (0: 5 for 2 obj., 6 for more)")
     stage2_updates: int = option(8, "constrained PPO updates per (policy, objective) branch")
-    beta: float = option(0.9, "constraint level: G_j ≥ β·G_j(selected policy)")
+    constraint_frac: float = option(0.9, "constraint level β: G_j ≥ β·G_j(selected policy)")
+    beta: float | None = alias("constraint_frac", "the paper's name β of constraint_frac")
     barrier_t: float = option(20.0, "log-barrier sharpness t (barrier weight 1/t)")
     n_envs: int = option(4, "parallel environment copies per rollout")
     n_steps: int = option(128, "steps per copy per rollout (batch = n_envs·n_steps env steps)")
@@ -557,12 +560,18 @@ class CMORLConfig:
     eval_episodes: int = option(2, "evaluation episodes per policy (unless evaluated exactly)")
     exact_eval: bool = option(True, "evaluate exactly when the env exposes a tabular model")
 
+    def __post_init__(self) -> None:
+        resolve_aliases(self)  # values given under the old names
+
     def validate(self) -> None:
         require(self.divisions >= 0, f"divisions must be ≥ 0, got {self.divisions}")
         require(self.stage1_steps >= 0, f"stage1_steps must be ≥ 0, got {self.stage1_steps}")
         require(self.n_select >= 0, f"n_select must be ≥ 0, got {self.n_select}")
         require(self.stage2_updates >= 1, "stage2_updates must be ≥ 1")
-        require(0 < self.beta < 1, f"beta must lie in (0, 1), got {self.beta}")
+        require(
+            0 < self.constraint_frac < 1,
+            f"constraint_frac (β) must lie in (0, 1), got {self.constraint_frac}",
+        )
         require(self.barrier_t > 0, f"barrier_t must be > 0, got {self.barrier_t}")
         require(self.n_envs >= 1 and self.n_steps >= 1, "n_envs and n_steps must be ≥ 1")
         require(0 <= self.gamma <= 1, f"gamma must lie in [0, 1] (0: env's), got {self.gamma}")
@@ -594,6 +603,18 @@ MO_ENVS = (
 )
 
 
+# tiny settings (tests/test_cmorl.py TINY2)
+SMOKE_CMORL_TINY: dict[str, Any] = {
+    "n_envs": 2,
+    "n_steps": 16,
+    "minibatches": 2,
+    "epochs": 2,
+    "stage1_steps": 96,
+    "stage2_updates": 2,
+    "n_select": 2,
+}
+
+
 @register_algo(
     "cmorl",
     description="C-MORL: PPO grid (vector critic) + constrained Pareto extension (log barrier)",
@@ -610,6 +631,13 @@ class CMORL(Learner):
     """
 
     Config = CMORLConfig
+    smoke = Smoke(
+        env="mo_tabular",
+        steps=320,
+        config=dict(SMOKE_CMORL_TINY),
+        source="tests/test_cmorl.py::test_determinism",
+        family="cmorl",
+    )
     default_steps = 200_000
     step_unit = "env steps"
     use_stage2 = True
@@ -767,14 +795,11 @@ class CMORL(Learner):
                     V_boot[t, i] = vb[j]
         rew = torch.as_tensor(np.array(Rw), dtype=torch.float64, device=self.dev)
         done_t = torch.as_tensor(np.array(Dn), device=self.dev)
-        adv = torch.zeros(T, n, K, dtype=torch.float64, device=self.dev)
-        gae = torch.zeros(n, K, dtype=torch.float64, device=self.dev)
-        for t in reversed(range(T)):
-            nxt = V_last if t == T - 1 else V[t + 1]
-            nxt = torch.where(done_t[t].unsqueeze(-1), V_boot[t], nxt)
-            delta = rew[t] + self.gamma * nxt - V[t]
-            gae = delta + self.gamma * cfg.gae_lambda * (~done_t[t]).unsqueeze(-1) * gae
-            adv[t] = gae
+        # vector GAE: V(s_{t+1}), or the bootstrap V at a time-limit cut (0 when terminated)
+        nxt = torch.where(done_t.unsqueeze(-1), V_boot, torch.cat([V[1:], V_last[None]]))
+        deltas = rew + self.gamma * nxt - V
+        # γλ·(1 − d_t) as float32 (a python float times a bool tensor), as the update always had
+        adv = gae_recursion(deltas, self.gamma * cfg.gae_lambda * (~done_t).unsqueeze(-1))
         ret = adv + V
         tt = torch.as_tensor(np.array(Tt), device=self.dev).reshape(-1)
         return {
@@ -828,9 +853,7 @@ class CMORL(Learner):
         clip = self.config.clip
 
         def loss(ratio: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            s1 = ratio * a[idx]
-            s2 = torch.clamp(ratio, 1 - clip, 1 + clip) * a[idx]
-            return -torch.min(s1, s2).mean()
+            return clipped_surrogate(ratio, a[idx], clip)
 
         stats = self._ppo_update(pol, opt, batch, loss)
         pol.update_norm(batch["x"])  # after the update: rollout and update share the stats
@@ -847,7 +870,7 @@ class CMORL(Learner):
         # current returns of the stochastic policy: λ-returns at episode starts
         G_cur = batch["ret"][starts].mean(0)
         if br["lower"] is None:
-            br["lower"] = constraint_lower_bounds(G_cur, cfg.beta)
+            br["lower"] = constraint_lower_bounds(G_cur, cfg.constraint_frac)
         lower = br["lower"]
         disc = self.gamma ** t.double()
         scale = adv.shape[0] / max(1, int(starts.sum()))  # samples per episode started
@@ -856,7 +879,7 @@ class CMORL(Learner):
         def loss(ratio: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
             A = adv[idx]  # [mb, K]
             r = ratio.unsqueeze(-1)
-            surr = torch.min(r * A, torch.clamp(r, 1 - clip, 1 + clip) * A) - A
+            surr = clipped_ratio_term(r, A, clip) - A
             # first-order estimate of G(θ) (performance difference, pessimistic by clipping)
             G_hat = G_cur + scale * (disc[idx].unsqueeze(-1) * surr).mean(0)
             return -barrier_objective(G_hat, lower, l, cfg.barrier_t) / scale
@@ -1055,3 +1078,9 @@ class CMORLStage1(CMORL):
     """Linear-scalarization baseline: C-MORL's Stage 1 for the whole budget (no extension)."""
 
     use_stage2 = False
+    smoke = Smoke(
+        env="mo_tabular",
+        steps=320,
+        config=dict(SMOKE_CMORL_TINY),
+        source="tests/test_cmorl.py::test_determinism",
+    )

@@ -28,7 +28,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from prl.algos.offline_baselines import SUPPORTED_ENVS, OfflineConfig, OfflineLearner, OfflinePolicy
+from prl.algos.offline_baselines import (
+    SUPPORTED_ENVS,
+    OfflineConfig,
+    OfflineLearner,
+    OfflinePolicy,
+    smoke_offline,
+)
+from prl.common.losses import bt_nll, masked_mean
 from prl.config import option, require
 from prl.errors import InvalidInputError
 from prl.run import register_algo
@@ -79,13 +86,8 @@ def cpl_loss(
     """Mean over valid pairs of −[y log σ(S_a − λS_b) + (1 − y) log σ(S_b − λS_a)] (soft y =
     P(a ≻ b)); the conservative CPL loss of Hejna et al., Eq. 5, computed with logsigmoid."""
     y = torch.as_tensor(label, dtype=score_a.dtype, device=score_a.device)
-    per = -(
-        y * F.logsigmoid(score_a - lam * score_b) + (1 - y) * F.logsigmoid(score_b - lam * score_a)
-    )
-    if mask is None:
-        return per.mean()
-    m = torch.as_tensor(mask, device=score_a.device).to(per.dtype)
-    return (per * m).sum() / torch.clamp(m.sum(), min=1.0)
+    per = bt_nll(score_a - lam * score_b, y, score_b - lam * score_a)
+    return masked_mean(per, mask)
 
 
 def cpl_dense_loss(
@@ -297,6 +299,7 @@ class CPL(OfflineLearner):
     """
 
     Config = CPLConfig
+    smoke = smoke_offline({"bc_steps": 0, "warmup_steps": 5}, family="cpl")
 
     def _build(self) -> None:
         self.alpha, self.lam, self.bc_coeff = self.config.resolved()

@@ -39,9 +39,11 @@ import torch
 import torch.nn.functional as F
 
 from prl.algos.spo import as_games, as_policy
+from prl.common.losses import _check_flip_rate, bt_loss, dpo_loss, ipo_loss, rdpo_loss
 from prl.config import option, require
 from prl.errors import ConfigError, InvalidInputError
 from prl.run import Learner, register_algo
+from prl.smoke import Smoke
 
 Tensor = torch.Tensor
 
@@ -72,49 +74,7 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------------------------------
-# losses on the margin h = log π(y)/μ(y) − log π(y')/μ(y')
-# ---------------------------------------------------------------------------------------------
-def bt_loss(h: Tensor, label: Tensor, beta: float = 1.0) -> Tensor:
-    """Bradley–Terry negative log-likelihood −[ℓ log σ(βh) + (1−ℓ) log σ(−βh)] (soft ℓ)."""
-    z = beta * h
-    return -(label * F.logsigmoid(z) + (1.0 - label) * F.logsigmoid(-z))
-
-
-def dpo_loss(h: Tensor, label: Tensor, beta: float) -> Tensor:
-    """DPO (Rafailov et al. 2023): the BT loss of the implicit reward β·log π/μ (soft labels)."""
-    return bt_loss(h, label, beta)
-
-
-def ipo_loss(h: Tensor, label: Tensor, beta: float) -> Tensor:
-    """IPO (Azar et al. 2023): (h_w,l − 1/(2β))² averaged over the label: ℓ(h−c)² + (1−ℓ)(h+c)².
-
-    Its minimiser in h is (ℓ − ½)/β; with ℓ = P(y ≻ y') this is the online-IPO loss.
-    """
-    c = 0.5 / beta
-    return label * (h - c) ** 2 + (1.0 - label) * (h + c) ** 2
-
-
-def _check_flip_rate(eps: Any) -> float:
-    try:
-        e = float(eps)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"the flip rate ε must be in [0, 0.5), got {eps!r}") from None
-    if not (0.0 <= e < 0.5):
-        raise InvalidInputError(f"the flip rate ε must be in [0, 0.5), got {eps!r}")
-    return e
-
-
-def rdpo_loss(h: Tensor, label: Tensor, beta: float, eps: float = 0.1) -> Tensor:
-    """Robust DPO (Chowdhury et al. 2024): [(1−ε)ℓ(βh) − εℓ(−βh)]/(1−2ε) for the observed
-    winner, ℓ(z) = −log σ(z), averaged over the (soft) label; an unbiased estimate of the clean
-    DPO loss when each label was flipped with probability ε (registered with ε = 0.1)."""
-    e = _check_flip_rate(eps)
-    kept = bt_loss(h, label, beta)
-    flipped = bt_loss(h, 1.0 - label, beta)
-    return ((1.0 - e) * kept - e * flipped) / (1.0 - 2.0 * e)
-
-
+# ---- losses on the margin h = log π(y)/μ(y) − log π(y')/μ(y'): :mod:`prl.common.losses` ----------
 LOSSES: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
     "bt": bt_loss,
     "dpo": dpo_loss,
@@ -926,19 +886,58 @@ class BTBaselineLearner(Learner):
         self.env.close()
 
 
-def _register_bt(name: str, kind: str, description: str) -> type:
-    cls = type(
-        f"{kind.upper()}BanditLearner",
-        (BTBaselineLearner,),
-        {"kind": kind, "algo_name": name, "Config": BTRunConfig, "__doc__": description + "."},
-    )
-    cls.__module__ = __name__
-    register_algo(name, description=description, envs=("dueling",))(cls)
-    return cls
-
-
-RLHFBanditLearner = _register_bt(
-    "rlhf_bt", "rlhf", "RLHF on a dueling bandit: BT reward fit, KL-regularised best response"
+@register_algo(
+    "rlhf_bt",
+    description="RLHF on a dueling bandit: BT reward fit, KL-regularised best response",
+    envs=("dueling",),
 )
-DPOBanditLearner = _register_bt("dpo", "dpo", "DPO on a dueling bandit (pairs from the reference)")
-IPOBanditLearner = _register_bt("ipo", "ipo", "IPO on a dueling bandit (pairs from the reference)")
+class RLHFBanditLearner(BTBaselineLearner):
+    """RLHF on a dueling bandit: BT reward fit, KL-regularised best response."""
+
+    kind = "rlhf"
+    algo_name = "rlhf_bt"
+    Config = BTRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=1000,
+        config={"batch": 200, "ref_logit_scale": 1.0, "beta": 0.05},
+        env_kwargs={"game": "dice"},
+        source="tests/test_dpo.py::test_bt_learners_smoke_determinism_and_failure",
+    )
+
+
+@register_algo(
+    "dpo", description="DPO on a dueling bandit (pairs from the reference)", envs=("dueling",)
+)
+class DPOBanditLearner(BTBaselineLearner):
+    """DPO on a dueling bandit (pairs from the reference)."""
+
+    kind = "dpo"
+    algo_name = "dpo"
+    Config = BTRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=1000,
+        config={"batch": 200, "ref_logit_scale": 1.0, "beta": 0.05},
+        env_kwargs={"game": "dice"},
+        source="tests/test_dpo.py::test_bt_learners_smoke_determinism_and_failure",
+        family="dpo",
+    )
+
+
+@register_algo(
+    "ipo", description="IPO on a dueling bandit (pairs from the reference)", envs=("dueling",)
+)
+class IPOBanditLearner(BTBaselineLearner):
+    """IPO on a dueling bandit (pairs from the reference)."""
+
+    kind = "ipo"
+    algo_name = "ipo"
+    Config = BTRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=1000,
+        config={"batch": 200, "ref_logit_scale": 1.0, "beta": 0.05},
+        env_kwargs={"game": "dice"},
+        source="tests/test_dpo.py::test_bt_learners_smoke_determinism_and_failure",
+    )

@@ -35,23 +35,25 @@ import gymnasium
 import numpy as np
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from prl.algos.rlhf import (
-    RLHF,
-    Episode,
-    EpisodicPPO,
+from prl.algos.preference_ppo import (
+    SMOKE_PENDULUM,
+    SMOKE_PENDULUM_KW,
+    SMOKE_PPO_TINY,
     OnFactors,
     PPOLearnerConfig,
     PPOPreferenceLearner,
     PreferenceSource,
-    RLHFConfig,
-    query_pairs,
-    random_policy_trajectories,
 )
+from prl.algos.rlhf import RLHF, SMOKE_RM_TINY, RLHFConfig
+from prl.common.episodes import Episode, random_policy_trajectories
+from prl.common.ppo import EpisodicPPO
+from prl.common.queries import query_pairs
 from prl.config import option, require
 from prl.envs.factored import FACTORED_TASKS, factor_spec, task_raters
 from prl.errors import ConfigError, InvalidInputError
 from prl.oracles import Hierarchical
 from prl.run import register_algo
+from prl.smoke import Smoke
 from prl.types import Segments
 
 __all__ = [
@@ -257,6 +259,14 @@ class Heron(RLHF):
     """
 
     Config = HeronConfig
+    smoke = Smoke(
+        env=SMOKE_PENDULUM,
+        steps=60,
+        config={**SMOKE_PPO_TINY, **SMOKE_RM_TINY, "heldout_episodes": 3, "margins": [0.2]},
+        env_kwargs=SMOKE_PENDULUM_KW,
+        source="tests/test_heron.py::test_heron_determinism_and_exact_resume",
+        family="heron",
+    )
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -402,6 +412,13 @@ class PPOTrueReward(PPOPreferenceLearner):
     rescaled once to unit per-step spread; rows report the true return and the task raters."""
 
     Config = TrueRewardConfig
+    smoke = Smoke(
+        env=SMOKE_PENDULUM,
+        steps=40,
+        config=dict(SMOKE_PPO_TINY),
+        env_kwargs=SMOKE_PENDULUM_KW,
+        source="tests/test_heron.py::test_ppo_true_reward_determinism_and_fixed_scale",
+    )
     ppo_class = TrueRewardPPO
 
     def __init__(

@@ -38,10 +38,12 @@ import torch
 from gymnasium import spaces
 from torch.nn import functional as F
 
-from prl.config import option, require
+from prl.common.sb3 import SB3Learner
+from prl.config import alias, option, require, resolve_aliases
 from prl.errors import ConfigError, InvalidInputError
 from prl.mdp import policy_evaluation_torch, q_from_v_torch
-from prl.run import Learner, register_algo
+from prl.run import register_algo
+from prl.smoke import Smoke
 
 # =============================================================================================
 # exact tabular policy mirror descent (torch, float64, batched over MDPs)
@@ -718,17 +720,16 @@ def _set_env_states(venv: Any, states: list[dict[str, Any]]) -> None:
             e.np_random.bit_generator.state = st["rng"]
 
 
-class _SB3Learner(Learner):
-    """Shared plumbing: the SB3 model advances ``chunk`` env steps per ``step()``.
+class _MDPOLearner(SB3Learner):
+    """MDPO's plumbing on :class:`prl.common.sb3.SB3Learner`: the SB3 model advances ``chunk``
+    env steps per ``step()``.
 
     Metrics rows: ``return`` (mean undiscounted return of the last 10 finished training
     episodes, NaN before the first), ``episodes`` (finished so far) and the algorithm's own
     training statistics (t_k / c, KL, losses).
     """
 
-    model: Any
     default_steps = 1_000_000
-    step_unit = "env steps"
 
     def _setup_monitor(self, venv: Any) -> None:
         self._monitor = venv.envs[0]  # the Monitor wrapper added by make_vec_env
@@ -754,81 +755,32 @@ class _SB3Learner(Learner):
         self.steps_done = int(self.model.num_timesteps)
         return self._row()
 
-    def predict(self, obs: Any, deterministic: bool = True) -> Any:
-        """The SB3 model's ``predict`` (actions for observations)."""
-        return self.model.predict(obs, deterministic=deterministic)[0]
-
-    def _sb3_state(self) -> dict[str, Any]:
-        names, _ = self.model._get_torch_save_params()
-        from stable_baselines3.common.save_util import recursive_getattr
-
-        return {n: recursive_getattr(self.model, n).state_dict() for n in names}
-
     def state_dict(self) -> dict[str, Any]:
+        m = self.model
+        mid_rollout = m._last_obs is not None
         return {
-            **super().state_dict(),
-            "sb3": self._sb3_state(),
-            "num_timesteps": int(self.model.num_timesteps),
-            "n_updates": int(self.model._n_updates),
+            **super().state_dict(),  # SB3 tensors and counters, global generators
             "episodes": self._episode_offset + len(self._monitor.get_episode_rewards()),
             "recent_returns": (
                 self._returns + [float(r) for r in self._monitor.get_episode_rewards()]
             )[-10:],
-            "old_k": int(getattr(self.model, "old_k", -1)),
-            **self._rollout_state(),
-        }
-
-    def _rollout_state(self) -> dict[str, Any]:
-        """Mid-rollout state for an exact resume: env states, last observation, global RNGs.
-
-        SB3 samples actions from torch's global generator and shuffles minibatches with numpy's.
-        """
-
-        m = self.model
-        envs = _env_states(m.env) if m._last_obs is not None else None
-        name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
-        return {
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(m.device) if m.device.type == "cuda" else None,
-            "np_global_rng": json.dumps([name, keys.tolist(), int(pos), int(has_gauss), cached]),
-            "env_states": json.dumps(envs),
-            "last_obs": torch.as_tensor(np.asarray(m._last_obs)) if envs is not None else None,
-            "last_episode_starts": (
-                np.asarray(m._last_episode_starts).astype(bool).tolist()
-                if envs is not None
-                else None
-            ),
+            "old_k": int(getattr(m, "old_k", -1)),
+            # mid-rollout state for an exact resume: env states, last observation
+            "env_states": json.dumps(_env_states(m.env) if mid_rollout else None),
+            **self.rollout_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        from stable_baselines3.common.save_util import recursive_getattr
-
-        for name, sd in state["sb3"].items():
-            recursive_getattr(self.model, name).load_state_dict(sd)
-        self.model.num_timesteps = int(state["num_timesteps"])
-        self.model._n_updates = int(state["n_updates"])
         self._episode_offset = int(state["episodes"])
         self._returns = [float(r) for r in state["recent_returns"]]
         if hasattr(self.model, "old_k"):
             self.model.old_k = int(state["old_k"])
         self.steps_done = int(state["steps_done"])
-        if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])
-            if state.get("cuda_rng") is not None and self.model.device.type == "cuda":
-                torch.cuda.set_rng_state(state["cuda_rng"], self.model.device)
-            name, keys, pos, has_gauss, cached = json.loads(state["np_global_rng"])
-            np.random.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))  # noqa: NPY002
-            envs = json.loads(state["env_states"])
-            if envs is not None:  # else SB3 resets the envs at the next learn()
-                _set_env_states(self.model.env, envs)
-                self.model._last_obs = state["last_obs"].numpy()
-                self.model._last_episode_starts = np.asarray(state["last_episode_starts"])
-
-    def close(self) -> None:
-        env = getattr(self.model, "env", None)
-        if env is not None:
-            env.close()
+        envs = json.loads(state.get("env_states", "null"))
+        if envs is not None:  # else SB3 resets the envs at the next learn()
+            _set_env_states(self.model.env, envs)
+            self.load_rollout_state(state)
 
 
 # ---- on-policy ----------------------------------------------------------------------------
@@ -873,10 +825,24 @@ class MDPOOnConfig:
     "variant=ppo for the PPO baseline",
     envs=("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "any Box/Discrete-action env"),
 )
-class MDPOOnLearner(_SB3Learner):
+class MDPOOnLearner(_MDPOLearner):
     """On-policy MDPO on a gymnasium env; ``step()`` learns ``chunk`` env steps."""
 
     Config = MDPOOnConfig
+    smoke = Smoke(  # tests/test_mdpo.py ON_TINY
+        env="Hopper-v5",
+        steps=256,
+        config={
+            "n_steps": 128,
+            "batch_size": 64,
+            "n_epochs": 2,
+            "sgd_steps": 3,
+            "chunk": 128,
+            "net_arch": [16, 16],
+        },
+        source="tests/test_mdpo.py::test_same_seed_same_numbers",
+        family="mdpo (on-policy)",
+    )
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -926,7 +892,8 @@ class MDPOOffConfig:
     """Off-policy MDPO (or the SAC baseline with the same settings)."""
 
     variant: Literal["mdpo", "sac"] = option("mdpo", "mdpo, or sac: SB3 SAC with the same settings")
-    lam: float = option(0.2, "λ: entropy weight (SAC's fixed ent_coef)")
+    ent_coef: float = option(0.2, "λ: entropy weight (SAC's fixed ent_coef)")
+    lam: float | None = alias("ent_coef", "the paper's name λ of ent_coef")
     kl_coef: float | None = option(None, "fixed c (>= λ); None: c = 1/t_k with t_k = 1 − k/K")
     copy_every: int = option(1000, "env steps between copies of the old policy π_k")
     anneal_steps: int | None = option(
@@ -949,12 +916,15 @@ class MDPOOffConfig:
         "Hopper steps); False: a resumed run refills batch_size steps with random actions",
     )
 
+    def __post_init__(self) -> None:
+        resolve_aliases(self)  # values given under the old names
+
     def validate(self) -> None:
         require(self.variant in ("mdpo", "sac"), f"variant must be mdpo or sac, got {self.variant}")
-        require(self.lam > 0, f"lam must be positive, got {self.lam}")
+        require(self.ent_coef > 0, f"ent_coef must be positive, got {self.ent_coef}")
         require(
-            self.kl_coef is None or self.kl_coef >= self.lam,
-            f"kl_coef must be >= lam = {self.lam}, got {self.kl_coef}",
+            self.kl_coef is None or self.kl_coef >= self.ent_coef,
+            f"kl_coef must be >= ent_coef λ = {self.ent_coef}, got {self.kl_coef}",
         )
         require(self.tsallis_q > 0, f"tsallis_q must be positive, got {self.tsallis_q}")
         require(self.anneal_steps is None or self.anneal_steps > 0, "anneal_steps must be > 0")
@@ -980,7 +950,7 @@ class MDPOOffConfig:
     "variant=sac for the SAC baseline",
     envs=("Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "any Box-action env"),
 )
-class MDPOOffLearner(_SB3Learner):
+class MDPOOffLearner(_MDPOLearner):
     """Off-policy MDPO on a continuous-action gymnasium env; ``step()`` learns ``chunk`` steps.
 
     Checkpoints hold weights, optimizers, the old actor, the filled part of the replay buffer
@@ -990,6 +960,20 @@ class MDPOOffLearner(_SB3Learner):
     """
 
     Config = MDPOOffConfig
+    smoke = Smoke(  # tests/test_mdpo.py OFF_TINY
+        env="Hopper-v5",
+        steps=256,
+        config={
+            "learning_starts": 64,
+            "batch_size": 32,
+            "buffer_size": 1000,
+            "chunk": 64,
+            "net_arch": [16, 16],
+            "copy_every": 50,
+        },
+        source="tests/test_mdpo.py::test_same_seed_same_numbers",
+        family="mdpo (off-policy)",
+    )
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -1014,7 +998,7 @@ class MDPOOffLearner(_SB3Learner):
             gamma=cfg.gamma,
             train_freq=cfg.train_freq,
             gradient_steps=cfg.gradient_steps,
-            ent_coef=cfg.lam,
+            ent_coef=cfg.ent_coef,
             policy_kwargs={"net_arch": _net_arch(cfg.net_arch)},
             seed=seed,
             device=str(device),

@@ -63,6 +63,12 @@ from prl.algos.spo import (
 from prl.config import option, require
 from prl.errors import ConfigError, InvalidInputError
 from prl.run import Learner, register_algo
+from prl.smoke import Smoke
+
+# tiny settings of the learners below (tests/test_nash.py ENV_KW; prl.smoke reads them)
+SMOKE_DUEL_RANDOM = {"game": "random", "K": 4, "seed": 2}
+SMOKE_TABULAR_SOURCE = "tests/test_nash.py::test_tabular_learners_smoke_and_determinism"
+SMOKE_NEURAL_SOURCE = "tests/test_nash.py::test_neural_learners_smoke_and_determinism"
 
 Tensor = torch.Tensor
 
@@ -875,41 +881,163 @@ class TabularNashLearner(Learner):
         self.env.close()
 
 
-def _register_tabular(name: str, config: type, description: str) -> type:
-    cls = type(
-        f"{''.join(p.title() for p in name.split('_'))}Learner",
-        (TabularNashLearner,),
-        {"method": name, "Config": config, "__doc__": f"{description} (dueling bandit)."},
+@register_algo(
+    "nash_md",
+    description="Nash-MD (Munos et al.): mirror descent vs the geometric mixture",
+    envs=("dueling",),
+)
+class NashMDLearner(TabularNashLearner):
+    """Nash-MD (Munos et al.): mirror descent vs the geometric mixture (dueling bandit)."""
+
+    method = "nash_md"
+    Config = NashMDRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={"ref_logit_scale": 1.0},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+        family="nash",
     )
-    cls.__module__ = __name__
-    register_algo(name, description=description, envs=("dueling",))(cls)
-    return cls
 
 
-NashMDLearner = _register_tabular(
-    "nash_md", NashMDRunConfig, "Nash-MD (Munos et al.): mirror descent vs the geometric mixture"
+@register_algo(
+    "nash_mp",
+    description="Nash-MP (Tiapkin et al.): mirror prox, linear last-iterate rate",
+    envs=("dueling",),
 )
-NashMPLearner = _register_tabular(
-    "nash_mp", NashRunConfig, "Nash-MP (Tiapkin et al.): mirror prox, linear last-iterate rate"
+class NashMPLearner(TabularNashLearner):
+    """Nash-MP (Tiapkin et al.): mirror prox, linear last-iterate rate (dueling bandit)."""
+
+    method = "nash_mp"
+    Config = NashRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={"ref_logit_scale": 1.0},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+    )
+
+
+@register_algo(
+    "egpo",
+    description="EGPO (Zhou et al.): extragradient on the online-IPO objective",
+    envs=("dueling",),
 )
-EGPOLearner = _register_tabular(
-    "egpo", NashRunConfig, "EGPO (Zhou et al.): extragradient on the online-IPO objective"
+class EGPOLearner(TabularNashLearner):
+    """EGPO (Zhou et al.): extragradient on the online-IPO objective (dueling bandit)."""
+
+    method = "egpo"
+    Config = NashRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={"ref_logit_scale": 1.0},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+    )
+
+
+@register_algo(
+    "inpo", description="INPO (Zhang et al.): online mirror descent self-play", envs=("dueling",)
 )
-INPOLearner = _register_tabular(
-    "inpo", NashRunConfig, "INPO (Zhang et al.): online mirror descent self-play"
+class INPOLearner(TabularNashLearner):
+    """INPO (Zhang et al.): online mirror descent self-play (dueling bandit)."""
+
+    method = "inpo"
+    Config = NashRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={"ref_logit_scale": 1.0},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+    )
+
+
+@register_algo(
+    "online_ipo",
+    description="online IPO (Calandriello et al.): exact/sampled gradient",
+    envs=("dueling",),
 )
-OnlineIPOLearner = _register_tabular(
-    "online_ipo", PositiveBetaRunConfig, "online IPO (Calandriello et al.): exact/sampled gradient"
+class OnlineIPOLearner(TabularNashLearner):
+    """online IPO (Calandriello et al.): exact/sampled gradient (dueling bandit)."""
+
+    method = "online_ipo"
+    Config = PositiveBetaRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={"ref_logit_scale": 1.0},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+    )
+
+
+@register_algo(
+    "ipo_md",
+    description="IPO-MD (Calandriello et al.): online IPO vs the Nash-MD mixture",
+    envs=("dueling",),
 )
-IPOMDLearner = _register_tabular(
-    "ipo_md", IPOMDRunConfig, "IPO-MD (Calandriello et al.): online IPO vs the Nash-MD mixture"
+class IPOMDLearner(TabularNashLearner):
+    """IPO-MD (Calandriello et al.): online IPO vs the Nash-MD mixture (dueling bandit)."""
+
+    method = "ipo_md"
+    Config = IPOMDRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={"ref_logit_scale": 1.0},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+    )
+
+
+@register_algo(
+    "sppo",
+    description="SPPO (Wu et al.): multiplicative-weights self-play, averaged",
+    envs=("dueling",),
 )
-SPPOLearner = _register_tabular(
-    "sppo", SPPORunConfig, "SPPO (Wu et al.): multiplicative-weights self-play, averaged"
+class SPPOLearner(TabularNashLearner):
+    """SPPO (Wu et al.): multiplicative-weights self-play, averaged (dueling bandit)."""
+
+    method = "sppo"
+    Config = SPPORunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+    )
+
+
+@register_algo(
+    "apo",
+    description="APO (He et al.): iterative preference optimisation with Nesterov",
+    envs=("dueling",),
 )
-APOLearner = _register_tabular(
-    "apo", APORunConfig, "APO (He et al.): iterative preference optimisation with Nesterov"
-)
+class APOLearner(TabularNashLearner):
+    """APO (He et al.): iterative preference optimisation with Nesterov (dueling bandit)."""
+
+    method = "apo"
+    Config = APORunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=40,
+        config={"ref_logit_scale": 1.0},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        seed_dependent=False,  # exact win rates: no randomness at all
+        source=SMOKE_TABULAR_SOURCE,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1388,34 +1516,87 @@ class NeuralNashLearner(Learner):
         self.env.close()
 
 
-def _register_neural(name: str, method: str, config: type, description: str) -> type:
-    cls = type(
-        f"{''.join(p.title() for p in name.split('_'))}Learner",
-        (NeuralNashLearner,),
-        {
-            "method": method,
-            "algo_name": name,
-            "Config": config,
-            "__doc__": f"{description} (dueling bandit).",
-        },
+@register_algo(
+    "nash_md_pg", description="Nash-MD-PG: neural policy gradient vs π^μ", envs=("dueling",)
+)
+class NashMDPGLearner(NeuralNashLearner):
+    """Nash-MD-PG: neural policy gradient vs π^μ (dueling bandit)."""
+
+    method = "nash_md_pg"
+    algo_name = "nash_md_pg"
+    Config = NashMDPGRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=6,
+        config={"batch": 8},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        source=SMOKE_NEURAL_SOURCE,
     )
-    cls.__module__ = __name__
-    register_algo(name, description=description, envs=("dueling",))(cls)
-    return cls
 
 
-NashMDPGLearner = _register_neural(
-    "nash_md_pg", "nash_md_pg", NashMDPGRunConfig, "Nash-MD-PG: neural policy gradient vs π^μ"
+@register_algo(
+    "nash_ema", description="Nash-EMA: neural self-play vs an EMA opponent", envs=("dueling",)
 )
-NashEMALearner = _register_neural(
-    "nash_ema", "nash_ema", NashEMARunConfig, "Nash-EMA: neural self-play vs an EMA opponent"
+class NashEMALearner(NeuralNashLearner):
+    """Nash-EMA: neural self-play vs an EMA opponent (dueling bandit)."""
+
+    method = "nash_ema"
+    algo_name = "nash_ema"
+    Config = NashEMARunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=6,
+        config={"batch": 8},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        source=SMOKE_NEURAL_SOURCE,
+    )
+
+
+@register_algo("online_ipo_nn", description="online IPO loss on a neural policy", envs=("dueling",))
+class OnlineIPONNLearner(NeuralNashLearner):
+    """online IPO loss on a neural policy (dueling bandit)."""
+
+    method = "online_ipo"
+    algo_name = "online_ipo_nn"
+    Config = OnlineIPONNRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=6,
+        config={"batch": 8},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        source=SMOKE_NEURAL_SOURCE,
+    )
+
+
+@register_algo(
+    "egpo_nn", description="EGPO: online-IPO loss with extragradient updates", envs=("dueling",)
 )
-OnlineIPONNLearner = _register_neural(
-    "online_ipo_nn", "online_ipo", OnlineIPONNRunConfig, "online IPO loss on a neural policy"
-)
-EGPONNLearner = _register_neural(
-    "egpo_nn", "egpo", NeuralRunConfig, "EGPO: online-IPO loss with extragradient updates"
-)
-SPPONNLearner = _register_neural(
-    "sppo_nn", "sppo", SPPONNRunConfig, "SPPO's squared loss on a neural policy"
-)
+class EGPONNLearner(NeuralNashLearner):
+    """EGPO: online-IPO loss with extragradient updates (dueling bandit)."""
+
+    method = "egpo"
+    algo_name = "egpo_nn"
+    Config = NeuralRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=6,
+        config={"batch": 8},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        source=SMOKE_NEURAL_SOURCE,
+    )
+
+
+@register_algo("sppo_nn", description="SPPO's squared loss on a neural policy", envs=("dueling",))
+class SPPONNLearner(NeuralNashLearner):
+    """SPPO's squared loss on a neural policy (dueling bandit)."""
+
+    method = "sppo"
+    algo_name = "sppo_nn"
+    Config = SPPONNRunConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=6,
+        config={"batch": 8},
+        env_kwargs=SMOKE_DUEL_RANDOM,
+        source=SMOKE_NEURAL_SOURCE,
+    )

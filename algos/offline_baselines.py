@@ -33,6 +33,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
+from prl.common.losses import bt_nll
 from prl.config import option, require
 from prl.data import (
     CriticScore,
@@ -49,6 +50,7 @@ from prl.errors import ConfigError, InvalidInputError
 from prl.oracles import Regret
 from prl.reward_model import EnsembleMLP, RewardModel, encode_space, space_dim
 from prl.run import Learner, register_algo
+from prl.smoke import Smoke
 from prl.utils import torch_generator
 
 TABULAR_ENVS = ("random_mdp", "chain", "delivery")
@@ -615,6 +617,31 @@ class BCConfig(OfflineConfig):
     """Behaviour cloning on every segment of the dataset."""
 
 
+# tiny settings of the offline learners (tests/test_cpl.py)
+SMOKE_OFFLINE_TINY: dict[str, Any] = {
+    "hidden": [16],
+    "dropout": 0.1,
+    "lr": 3e-3,
+    "batch_size": 16,
+    "eval_every": 20,
+    "n_segments": 400,
+    "n_pairs": 800,
+}
+SMOKE_OFFLINE_SOURCE = "tests/test_cpl.py::test_learners_are_deterministic_and_resume_exactly"
+
+
+def smoke_offline(extra: dict[str, Any], family: str = "") -> Smoke:
+    """The offline learners' tiny run on a random tabular MDP, plus ``extra`` config fields."""
+    return Smoke(
+        env="random_mdp",
+        steps=30,
+        config={**SMOKE_OFFLINE_TINY, **extra},
+        env_kwargs={"S": 8, "A": 3},
+        source=SMOKE_OFFLINE_SOURCE,
+        family=family,
+    )
+
+
 @register_algo(
     "bc",
     description="behaviour cloning on every segment of a preference dataset",
@@ -624,6 +651,7 @@ class BC(OfflineLearner):
     """max Σ log π(a|s) over the steps of the selected segments (all of them for plain BC)."""
 
     Config = BCConfig
+    smoke = smoke_offline({})
 
     def _build(self) -> None:
         self.policy = self.new_policy()
@@ -664,6 +692,7 @@ class PctBC(BC):
     """%BC (an oracle baseline: it reads the true returns the preference learners never see)."""
 
     Config = PctBCConfig
+    smoke = smoke_offline({"percent": 20.0})
 
     def _build(self) -> None:
         super()._build()
@@ -709,6 +738,7 @@ class SFT(BC):
     """Supervised fine-tuning on preferred segments (ties count both segments)."""
 
     Config = SFTConfig
+    smoke = smoke_offline({"bc_steps": 15})
 
     def update(self) -> dict[str, float]:
         if self.steps_done < self.config.bc_steps:
@@ -761,6 +791,7 @@ class PIQL(OfflineLearner):
     """Preference IQL (the CPL paper's strongest RLHF baseline)."""
 
     Config = PIQLConfig
+    smoke = smoke_offline({"reward_steps": 15}, family="offline_baselines")
 
     def _build(self) -> None:
         cfg = self.config
@@ -797,7 +828,7 @@ class PIQL(OfflineLearner):
             ret = (r * valid.to(r.dtype)).sum(-1)
             ra, rb = ret.chunk(2, dim=-1)
             d = ra - rb
-            loss_r = -(lab * F.logsigmoid(d) + (1 - lab) * F.logsigmoid(-d)).mean()
+            loss_r = bt_nll(d, lab).mean()
             self.opt_reward.zero_grad(set_to_none=True)
             loss_r.backward()
             self.opt_reward.step()

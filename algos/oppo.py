@@ -65,6 +65,7 @@ from prl.data import PreferenceDataset
 from prl.errors import ConfigError, InvalidInputError
 from prl.reward_model import encode_space, space_dim
 from prl.run import register_algo
+from prl.smoke import Smoke
 
 __all__ = [
     "OPPO",
@@ -513,6 +514,30 @@ class OPPO(OfflineLearner):
     """Offline preference-guided policy optimization (one alternating step per ``step()``)."""
 
     Config = OPPOConfig
+    smoke = Smoke(  # test_oppo_is_deterministic_and_resumes_exactly (mlp)
+        env="random_mdp",
+        steps=12,
+        config={
+            "hidden": [32],
+            "dropout": 0.1,
+            "lr": 3e-3,
+            "batch_size": 32,
+            "eval_every": 8,
+            "embed_dim": 32,
+            "n_layers": 1,
+            "zstar_lr": 1e-2,
+            "warmup_steps": 5,
+            "eval_episodes": 1,
+            "arch": "mlp",
+            "n_segments": 90,
+            "n_pairs": 150,
+            "segment_length": 6,
+            "window": 4,
+        },
+        env_kwargs={"S": 6, "A": 3},
+        source="tests/test_oppo.py::test_oppo_is_deterministic_and_resumes_exactly",
+        family="oppo",
+    )
     default_steps = 100_000
 
     @classmethod

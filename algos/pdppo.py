@@ -57,9 +57,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from torch import nn
 from torch.nn import functional as F
 
+from prl.common.ppo import clipped_surrogate, gae_recursion
+from prl.common.sb3 import SB3Learner
 from prl.config import option, require
 from prl.errors import ConfigError, InvalidInputError
-from prl.run import Learner, register_algo
+from prl.run import register_algo
+from prl.smoke import Smoke
 
 ADVANTAGE_MODES = ("max", "mean", "v", "vx")
 POST_KEY = "post_decision_obs"
@@ -103,19 +106,11 @@ def pdppo_advantages(
     v = np.asarray(values, dtype=np.float64)
     vx = np.asarray(post_values, dtype=np.float64)
     starts = np.asarray(episode_starts, dtype=np.float64)
-    T = r.shape[0]
-    adv_s = np.zeros_like(r)
-    last = np.zeros(r.shape[1:], dtype=np.float64)
-    for t in reversed(range(T)):
-        if t == T - 1:
-            nonterminal = 1.0 - np.asarray(dones, dtype=np.float64)
-            next_v = np.asarray(last_values, dtype=np.float64).reshape(r.shape[1:])
-        else:
-            nonterminal = 1.0 - starts[t + 1]
-            next_v = v[t + 1]
-        delta = r[t] + gamma * next_v * nonterminal - v[t]
-        last = delta + gamma * gae_lambda * nonterminal * last
-        adv_s[t] = last
+    # (1 − d_t) and V(s_{t+1}) of every step; the last step looks at the state after the rollout
+    nonterminal = np.concatenate([1.0 - starts[1:], (1.0 - np.asarray(dones, np.float64))[None]])
+    next_v = np.concatenate([v[1:], np.asarray(last_values, np.float64).reshape(1, *r.shape[1:])])
+    deltas = r + gamma * next_v * nonterminal - v
+    adv_s = gae_recursion(deltas, gamma * gae_lambda * nonterminal)
     returns = adv_s + v
     adv_x = returns - vx
     return {
@@ -585,9 +580,7 @@ class PDPPO(PPO):
                 if self.normalize_advantage and len(advantages) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
                 ratio = th.exp(log_prob - data.old_log_prob)
-                policy_loss = -th.min(
-                    advantages * ratio, advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
-                ).mean()
+                policy_loss = clipped_surrogate(ratio, advantages, clip_range)
                 pg_losses.append(policy_loss.item())
                 clip_fractions.append(th.mean((th.abs(ratio - 1) > clip_range).float()).item())
                 if clip_range_vf is not None:
@@ -740,20 +733,10 @@ class PDPPOConfig(PPOBaselineConfig):
         )
 
 
-def _np_global_state() -> str:
-    state = np.random.get_state()  # noqa: NPY002  (SB3's minibatch permutation uses it)
-    return json.dumps([state[0], state[1].tolist(), *state[2:]])
+class _PDPPOLearner(SB3Learner):
+    """PDPPO's plumbing on :class:`prl.common.sb3.SB3Learner`: an SB3 on-policy model advanced
+    one rollout + update per ``step()``."""
 
-
-def _set_np_global_state(text: str) -> None:
-    s = json.loads(text)
-    np.random.set_state((s[0], np.asarray(s[1], dtype=np.uint32), *s[2:]))  # noqa: NPY002
-
-
-class _SB3Learner(Learner):
-    """Shared wrapper: an SB3 on-policy model advanced one rollout + update per ``step()``."""
-
-    step_unit = "env steps"
     default_steps = 100_000
     algo_class: ClassVar[type] = PPO
 
@@ -856,16 +839,14 @@ class _SB3Learner(Learner):
         return {"final_ep_return": float(np.mean(window)) if window else float("nan")}
 
     # ---- checkpoints: everything a resumed run needs to continue exactly --------------------
-    def _optimizers(self) -> dict[str, th.optim.Optimizer]:
+    def sb3_torch_names(self) -> list[str]:
+        """SB3's list plus PDPPO's two critic optimizers."""
+        names = super().sb3_torch_names()
         pol = self.model.policy
-        out = {"optimizer": pol.optimizer}
-        for name in ("value_optimizer", "post_value_optimizer"):
-            if hasattr(pol, name):
-                out[name] = getattr(pol, name)
-        return out
+        extra = ("value_optimizer", "post_value_optimizer")
+        return names + [f"policy.{n}" for n in extra if hasattr(pol, n)]
 
     def state_dict(self) -> dict[str, Any]:
-        m = self.model
         envs_state = []
         for e in self.vec_env.envs:
             inner = e.unwrapped
@@ -879,36 +860,19 @@ class _SB3Learner(Learner):
             }
             for mon in self._monitors()
         ]
-        last_obs = m._last_obs
         return {
-            **super().state_dict(),
-            "policy": {k: v.detach().cpu().clone() for k, v in m.policy.state_dict().items()},
-            "optimizers": {k: o.state_dict() for k, o in self._optimizers().items()},
-            "num_timesteps": int(m.num_timesteps),
-            "n_updates": int(m._n_updates),
-            "last_obs": th.as_tensor(np.asarray(last_obs)) if last_obs is not None else None,
-            "last_episode_starts": np.asarray(m._last_episode_starts).astype(bool).tolist(),
-            "ep_info_buffer": json.dumps(list(m.ep_info_buffer)),
+            **super().state_dict(),  # SB3 tensors and counters, global generators
+            **self.rollout_state(),
+            "ep_info_buffer": json.dumps(list(self.model.ep_info_buffer)),
             "env_states": json.dumps(envs_state),
             "monitors": json.dumps(monitors),
-            "torch_rng": th.get_rng_state(),
-            "cuda_rng": th.cuda.get_rng_state(m.device) if m.device.type == "cuda" else None,
-            "np_global_rng": _np_global_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         m = self.model
-        m.policy.load_state_dict(state["policy"])
-        for name, opt in self._optimizers().items():
-            opt.load_state_dict(state["optimizers"][name])
-        m.num_timesteps = int(state["num_timesteps"])
-        m._n_updates = int(state["n_updates"])
         self.steps_done = m.num_timesteps
-        if state["last_obs"] is not None:
-            dtype = self.vec_env.observation_space.dtype
-            m._last_obs = state["last_obs"].numpy().astype(dtype)
-        m._last_episode_starts = np.asarray(state["last_episode_starts"], dtype=bool)
+        self.load_rollout_state(state, dtype=self.vec_env.observation_space.dtype)
         from collections import deque
 
         m.ep_info_buffer = deque(json.loads(state["ep_info_buffer"]), maxlen=m._stats_window_size)
@@ -923,10 +887,6 @@ class _SB3Learner(Learner):
             mon.episode_times = [0.0] * len(ms["returns"])
             mon.total_steps = int(ms["total_steps"])
             mon.needs_reset = False
-        th.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and m.device.type == "cuda":
-            th.cuda.set_rng_state(state["cuda_rng"], m.device)
-        _set_np_global_state(state["np_global_rng"])
 
     def close(self) -> None:
         self.vec_env.close()
@@ -937,10 +897,18 @@ class _SB3Learner(Learner):
     description="PDPPO: PPO with post-decision states and dual critics V(s), V^x(s^x) (max adv.)",
     envs=("lotsizing", "slippery_lake"),
 )
-class PDPPOLearner(_SB3Learner):
+class PDPPOLearner(_PDPPOLearner):
     """PDPPO (SB3 PPO subclass) on an environment that reports ``info["post_decision_obs"]``."""
 
     Config = PDPPOConfig
+    smoke = Smoke(
+        env="lotsizing",
+        steps=64,
+        config={"n_steps": 32, "batch_size": 16, "n_epochs": 2},
+        env_kwargs={"instance": "tiny"},
+        source="tests/test_pdppo.py",
+        family="pdppo",
+    )
     algo_class = PDPPO
 
     def _extra_kwargs(self, cfg: PDPPOConfig) -> dict[str, Any]:
@@ -970,8 +938,15 @@ class PDPPOLearner(_SB3Learner):
     description="SB3 PPO with PDPPO's settings (same networks, rollouts, batches, scaling)",
     envs=("lotsizing", "slippery_lake"),
 )
-class PPOBaselineLearner(_SB3Learner):
+class PPOBaselineLearner(_PDPPOLearner):
     """Stable-baselines3 PPO, configured exactly as :class:`PDPPOLearner` (the paper's baseline)."""
 
     Config = PPOBaselineConfig
+    smoke = Smoke(
+        env="lotsizing",
+        steps=64,
+        config={"n_steps": 32, "batch_size": 16, "n_epochs": 2},
+        env_kwargs={"instance": "tiny"},
+        source="tests/test_pdppo.py",
+    )
     algo_class = PPO

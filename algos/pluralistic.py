@@ -45,6 +45,7 @@ from prl.errors import ConfigError, InvalidInputError
 from prl.oracles import RaterPopulation, check_proportions
 from prl.reward_model import bt_loss
 from prl.run import Learner, register_algo
+from prl.smoke import Smoke
 from prl.types import Segments
 
 Tensor = torch.Tensor
@@ -757,6 +758,10 @@ def _duels(P: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray,
     return i, j, y
 
 
+_SMOKE_SOURCE = "tests/test_pluralistic.py::test_learners_smoke_and_determinism"
+_USERS_TINY = {"users": 12, "pairs_per_user": 3, "pool": 30}
+
+
 @register_algo(
     "gpm",
     description="GPM preference embeddings (block skew-symmetric R) learned from duels; "
@@ -769,6 +774,14 @@ class GPMLearner(Learner):
     |P̂ − P|, and the exploitability (on the true P) of the learned game's minimax winner."""
 
     Config = GPMConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=48,
+        config={"batch": 16, "updates": 5, "heldout": 50},
+        env_kwargs={"game": "dice"},
+        family="pluralistic",
+        source=_SMOKE_SOURCE,
+    )
     default_steps = 2000
     step_unit = "queries"
 
@@ -927,6 +940,7 @@ class MaxMinLearner(_TwoGoalsLearner):
     over occupancy measures and evaluated with every group's true reward (vs single-BT RLHF)."""
 
     Config = MaxMinConfig
+    smoke = Smoke(env="two_goals", steps=3, config=dict(_USERS_TINY), source=_SMOKE_SOURCE)
     default_steps = 20
     step_unit = "EM iterations"
     name = "maxmin_rlhf"
@@ -1028,6 +1042,12 @@ class VPLLearner(_TwoGoalsLearner):
     and is scored with the user's true group reward (vs one BT reward for everyone)."""
 
     Config = VPLConfig
+    smoke = Smoke(
+        env="two_goals",
+        steps=6,
+        config={**_USERS_TINY, "hidden": 8, "batch_users": 4, "eval_every": 3, "eval_users": 4},
+        source=_SMOKE_SOURCE,
+    )
     default_steps = 600
     step_unit = "gradient steps"
     name = "vpl"

@@ -28,6 +28,7 @@ import torch
 from prl.config import option, require
 from prl.errors import InvalidInputError
 from prl.run import Learner, register_algo
+from prl.smoke import Smoke
 
 Tensor = torch.Tensor
 
@@ -409,6 +410,14 @@ class SPOBandit(Learner):
     """
 
     Config = SPOBanditConfig
+    smoke = Smoke(
+        env="dueling",
+        steps=320,
+        config={"batch": 32, "lr": 2.0, "init_logit_scale": 1.0},
+        env_kwargs={"game": "dice"},
+        source="tests/test_spo_bandit.py::test_spo_bandit_smoke_determinism_and_progress",
+        family="spo",
+    )
     default_steps = 20_000
     step_unit = "queries"
 

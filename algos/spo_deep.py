@@ -25,22 +25,23 @@ import numpy as np
 import torch
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from prl.algos.rlhf import (
-    Episode,
-    EpisodicPPO,
+from prl.algos.preference_ppo import (
+    SMOKE_PENDULUM,
+    SMOKE_PENDULUM_KW,
+    SMOKE_PPO_TINY,
     PPOLearnerConfig,
     PPOPreferenceLearner,
-    _concat,
-    episodes_to_segments,
-    label_pairs,
-    query_pairs,
-    torch_threads,
 )
 from prl.algos.spo import WinRates
+from prl.common.episodes import Episode, concat_segments, episodes_to_segments
+from prl.common.ppo import EpisodicPPO
+from prl.common.queries import label_pairs, query_pairs
 from prl.config import option, require
 from prl.errors import InvalidInputError
 from prl.run import register_algo
+from prl.smoke import Smoke
 from prl.types import Segments
+from prl.utils import torch_threads
 
 __all__ = [
     "SPO",
@@ -217,6 +218,14 @@ class SPO(PPOPreferenceLearner):
 
     Config = SPOConfig
     ppo_class = SPOPPO
+    smoke = Smoke(
+        env=SMOKE_PENDULUM,
+        steps=40,
+        config={**SMOKE_PPO_TINY, "preference": "intransitive"},
+        env_kwargs=SMOKE_PENDULUM_KW,
+        source="tests/test_spo_deep.py",
+        family="spo_deep",
+    )
 
     def _make_model(self) -> EpisodicPPO:
         c = self.config
@@ -233,11 +242,12 @@ class SPO(PPOPreferenceLearner):
     def score(self, batch: Segments) -> np.ndarray:
         """Win rates of ``batch`` against each other and the queue (queries counted, capped)."""
         n = batch.batch_size
-        pool = _concat([batch, self.pool])
+        pool = concat_segments([batch, self.pool])
         n_old = 0 if self.pool is None else self.pool.batch_size
         want = min(self.config.queries_per_iter, self.budget.remaining)
         a, b = query_pairs(n, n_old, want, self.rng)
-        prefs = label_pairs(self.source.oracle, pool, a, b, self.budget, self.rng)
+        pairs = np.stack([a, b], axis=1)
+        prefs = label_pairs(pool, pairs, self.source.oracle, self.rng, budget=self.budget)
         if prefs is None:
             w = np.full(n, 0.5)
         else:

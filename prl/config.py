@@ -21,6 +21,47 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
+def alias(canonical: str, help: str = "") -> Any:
+    """A config field that is another name of field ``canonical`` (e.g. TRL's ``beta``).
+
+    It defaults to None; a value given under the alias moves to ``canonical`` when the config is
+    built (:func:`resolve_aliases`, called by :func:`build_config` and by the config's
+    ``__post_init__``), so old config files and CLI flags keep working.
+    """
+    text = help or f"alias of {canonical}"
+    return dataclasses.field(default=None, metadata={"help": text, "alias_of": canonical})
+
+
+def aliases_of(cls: Any) -> dict[str, str]:
+    """alias field name → canonical field name of a config dataclass (or instance)."""
+    return {
+        f.name: f.metadata["alias_of"] for f in dataclasses.fields(cls) if "alias_of" in f.metadata
+    }
+
+
+def resolve_aliases(cfg: Any) -> Any:
+    """Move values given under alias fields to their canonical fields (in place); returns cfg.
+
+    Giving both names with different values raises ConfigError.
+    """
+    defaults = {f.name: f for f in dataclasses.fields(cfg)}
+    for name, canonical in aliases_of(cfg).items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        f = defaults[canonical]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        current = getattr(cfg, canonical)
+        if current != default and current != value:
+            raise ConfigError(
+                f"{name} is another name of {canonical}: give one of them, not both "
+                f"({name}={value!r}, {canonical}={current!r})"
+            )
+        setattr(cfg, canonical, value)
+        setattr(cfg, name, None)
+    return cfg
+
+
 def field_help(cls: type, name: str) -> str:
     """The help text of one config field."""
     for f in dataclasses.fields(cls):
@@ -129,7 +170,7 @@ def build_config(cls: type, overrides: dict[str, Any] | None = None) -> Any:
         )
     hints = _resolved_types(cls)
     kwargs = {k: coerce(v, hints.get(k, Any), k) for k, v in overrides.items()}
-    cfg = cls(**kwargs)
+    cfg = resolve_aliases(cls(**kwargs))
     validate = getattr(cfg, "validate", None)
     if callable(validate):
         validate()

@@ -50,8 +50,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
+from prl.common.queries import (  # re-exported: the query pieces live in prl.common
+    _bar,
+    _check_rng,
+    _plain_score_oracle,
+    _positive_int,
+    label_pairs,
+    pair_labels,
+    pairs_dense,
+    pairs_sparse,
+    segment_scores,
+)
 from prl.errors import InvalidInputError
 from prl.oracles import Oracle, Regret, ScoreOracle
 from prl.types import Preferences, Segments
@@ -86,25 +96,6 @@ FORMAT_NAME = "prl-preference-dataset"
 FORMAT_VERSION = 1
 
 Policy = Callable[[Any, np.random.Generator], Any]
-
-
-def _check_rng(rng: Any) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise InvalidInputError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    return rng
-
-
-def _positive_int(x: Any, name: str, allow_zero: bool = False) -> int:
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < (0 if allow_zero else 1):
-        bound = ">= 0" if allow_zero else ">= 1"
-        raise InvalidInputError(f"{name} must be an integer {bound}, got {x!r}")
-    return int(x)
-
-
-def _bar(total: int | None, desc: str, progress: bool, unit: str = "it") -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=False)
 
 
 # ---- rollouts ------------------------------------------------------------------------------------
@@ -431,122 +422,6 @@ def fragment(
         dones=rollouts.terminated[idx] | rollouts.truncated[idx],
         infos=infos,
     )
-
-
-# ---- pairs and labels ----------------------------------------------------------------------------
-def pairs_sparse(n_items: int, n_pairs: int, rng: np.random.Generator) -> np.ndarray:
-    """``n_pairs`` random pairs ``[P, 2]`` of distinct items among ``n_items``."""
-    rng = _check_rng(rng)
-    n_items = _positive_int(n_items, "n_items")
-    n_pairs = _positive_int(n_pairs, "n_pairs")
-    if n_items < 2:
-        raise InvalidInputError(f"pairs need at least 2 items, got {n_items}")
-    i = rng.integers(0, n_items, size=n_pairs)
-    j = (i + rng.integers(1, n_items, size=n_pairs)) % n_items
-    return np.stack([i, j], axis=1).astype(np.int64)
-
-
-def pairs_dense(n_items: int) -> np.ndarray:
-    """All ``n(n−1)/2`` pairs ``(i, j)``, i < j, as ``[P, 2]``."""
-    n_items = _positive_int(n_items, "n_items")
-    i, j = np.triu_indices(n_items, k=1)
-    return np.stack([i, j], axis=1).astype(np.int64)
-
-
-def _plain_score_oracle(oracle: Oracle) -> bool:
-    """A ScoreOracle whose label() is exactly ``rng.random(B) < σ(β Δscore)`` (no wrappers)."""
-    cls = type(oracle)
-    return (
-        isinstance(oracle, ScoreOracle)
-        and cls.score is not ScoreOracle.score
-        and cls.label is Oracle.label
-        and cls.prob is ScoreOracle.prob
-        and cls.margin is ScoreOracle.margin
-        and cls.mask is Oracle.mask
-        and cls.indifferent is Oracle.indifferent
-    )
-
-
-def segment_scores(
-    segments: Segments, oracle: ScoreOracle, chunk: int = 4096, progress: bool = False
-) -> np.ndarray:
-    """The oracle's per-segment score (e.g. −regret), evaluated in chunks, shape ``[N]``."""
-    if not isinstance(oracle, ScoreOracle):
-        raise InvalidInputError(f"segment scores need a ScoreOracle, got {type(oracle).__name__}")
-    out = np.empty(len(segments))
-    bar = _bar(len(segments), "scoring segments", progress, "segments")
-    try:
-        for lo in range(0, len(segments), chunk):
-            hi = min(len(segments), lo + chunk)
-            out[lo:hi] = oracle.score(segments[np.arange(lo, hi)])
-            bar.update(hi - lo)
-    finally:
-        bar.close()
-    return out
-
-
-def pair_labels(
-    segments: Segments,
-    pairs: np.ndarray,
-    oracle: Oracle,
-    rng: np.random.Generator,
-    *,
-    scores: np.ndarray | None = None,
-    chunk: int = 65536,
-    progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and mask of ``pairs [P, 2]`` of ``segments`` (a ≻ b means row 0 ≻ row 1).
-
-    For a plain score oracle the per-segment ``scores`` (computed if not given) are compared
-    without materializing the pairs; the labels equal ``oracle.label`` on the same pairs with the
-    same generator state. Other oracles (B-Pref wrappers, intransitive ones) label all pairs in
-    one call (wrappers draw several streams, so chunking would change their labels).
-    """
-    rng = _check_rng(rng)
-    pairs = np.asarray(pairs)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
-        raise InvalidInputError(f"pairs must be an integer array [P, 2], got {pairs.shape}")
-    if pairs.size and (pairs.min() < 0 or pairs.max() >= len(segments)):
-        raise InvalidInputError(f"pair indices must be in [0, {len(segments) - 1}]")
-    P = len(pairs)
-    if not _plain_score_oracle(oracle):
-        prefs = oracle.label(segments[pairs[:, 0]], segments[pairs[:, 1]], rng)
-        return prefs.label, prefs.mask
-    sc = segment_scores(segments, oracle) if scores is None else np.asarray(scores, float)
-    if sc.shape != (len(segments),):
-        raise InvalidInputError(f"scores must have shape ({len(segments)},), got {sc.shape}")
-    labels = np.empty(P)
-    beta = oracle.beta
-    bar = _bar(P, "labelling", progress, "pairs")
-    for lo in range(0, P, chunk):
-        hi = min(P, lo + chunk)
-        m = sc[pairs[lo:hi, 0]] - sc[pairs[lo:hi, 1]]
-        if np.isinf(beta):
-            p = np.where(m > 0, 1.0, np.where(m < 0, 0.0, 0.5))
-        else:
-            p = expit(beta * m)
-        labels[lo:hi] = (rng.random(hi - lo) < p).astype(np.float64)
-        bar.update(hi - lo)
-    bar.close()
-    return labels, np.ones(P, dtype=bool)
-
-
-def label_pairs(
-    segments: Segments,
-    pairs: np.ndarray,
-    oracle: Oracle,
-    rng: np.random.Generator,
-    *,
-    scores: np.ndarray | None = None,
-    chunk: int = 65536,
-    progress: bool = False,
-) -> Preferences:
-    """:func:`pair_labels` returned as :class:`Preferences` (the pairs' segments materialized)."""
-    label, mask = pair_labels(
-        segments, pairs, oracle, rng, scores=scores, chunk=chunk, progress=progress
-    )
-    pairs = np.asarray(pairs)
-    return Preferences(segments[pairs[:, 0]], segments[pairs[:, 1]], label, mask)
 
 
 # ---- the dataset and its file format -------------------------------------------------------------

@@ -43,6 +43,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
+from prl.common.losses import bt_nll, masked_mean
 from prl.errors import InvalidInputError
 from prl.types import Preferences, Segments
 
@@ -280,7 +281,7 @@ def bt_loss(
     """
     d = returns_a - returns_b
     y, m = _label_mask(label, mask, d)
-    per = -(y * F.logsigmoid(d) + (1 - y) * F.logsigmoid(-d)) * m
+    per = bt_nll(d, y) * m
     if reduction == "none":
         return per
     if reduction == "sum":
@@ -413,9 +414,7 @@ class RewardModelTrainer:
         members = batch.label.ndim == 2
         ra, rb = self._returns(batch, members)
         if members:
-            per = -(batch.label * F.logsigmoid(ra - rb) + (1 - batch.label) * F.logsigmoid(rb - ra))
-            m = batch.mask.to(per.dtype)
-            loss = (per * m).sum() / torch.clamp(m.sum(), min=1.0)
+            loss = masked_mean(bt_nll(ra - rb, batch.label), batch.mask)
         else:
             loss = bt_loss(ra, rb, batch.label, batch.mask)
         self.optimizer.zero_grad(set_to_none=True)

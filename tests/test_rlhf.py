@@ -108,12 +108,12 @@ def test_label_pairs_respects_the_budget() -> None:
     rew = np.array([[1.0, 0.0], [0.0, 0.0], [3.0, 0.0]])
     pool = Segments(np.zeros((3, 2, 1)), np.zeros((3, 2, 1)), rew)
     budget = QueryBudget(2)
-    prefs = label_pairs(BradleyTerry(np.inf), pool, np.array([0, 1, 2]), np.array([1, 2, 0]),
-                        budget, np.random.default_rng(0))  # fmt: skip
+    pairs = np.array([[0, 1], [1, 2], [2, 0]])
+    prefs = label_pairs(pool, pairs, BradleyTerry(np.inf), np.random.default_rng(0), budget=budget)
     assert len(prefs) == 2 and budget.exhausted
     np.testing.assert_array_equal(prefs.label, [1.0, 0.0])  # 1 > 0, 0 < 3
-    assert label_pairs(BradleyTerry(1.0), pool, np.array([0]), np.array([1]), budget,
-                       np.random.default_rng(0)) is None  # fmt: skip
+    rng = np.random.default_rng(0)
+    assert label_pairs(pool, np.array([[0, 1]]), BradleyTerry(1.0), rng, budget=budget) is None
 
 
 def test_factor_oracles_through_on_factors() -> None:

@@ -1,0 +1,138 @@
+"""One base for the learners that wrap a stable-baselines3 model: checkpoint, global RNG and
+environment-state capture, and ``predict``.
+
+SB3 samples actions from torch's global generator and shuffles minibatches with numpy's global
+one, so an exact resume stores both (:func:`global_rng_state`) besides the model's tensors
+(:meth:`SB3Learner.sb3_state`: every ``state_dict`` SB3 itself would save — policy, optimizers,
+target networks) and, mid-rollout, the last observation and episode starts
+(:meth:`SB3Learner.rollout_state`). Families add what only they have (monitors, replay buffers,
+environment states) by extending :meth:`state_dict` / :meth:`load_state_dict`.
+Everything is stored as tensors, numbers, strings or lists (``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+from prl.run import Learner
+
+__all__ = [
+    "SB3Learner",
+    "global_rng_state",
+    "np_global_rng_state",
+    "set_global_rng_state",
+    "set_np_global_rng_state",
+]
+
+
+def np_global_rng_state() -> str:
+    """numpy's global (legacy) generator state as a JSON string."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (SB3 uses it)
+    return json.dumps([name, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(cached)])
+
+
+def set_np_global_rng_state(text: str) -> None:
+    """Restore :func:`np_global_rng_state`."""
+    name, keys, pos, has_gauss, cached = json.loads(text)
+    np.random.set_state((name, np.asarray(keys, np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+
+
+def global_rng_state(device: torch.device | str = "cpu") -> dict[str, Any]:
+    """torch's CPU (and, on CUDA, the device's) generator and numpy's global generator."""
+    device = torch.device(device)
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "np_global_rng": np_global_rng_state(),
+    }
+
+
+def set_global_rng_state(state: dict[str, Any], device: torch.device | str = "cpu") -> None:
+    """Restore :func:`global_rng_state` (the CUDA part only on a CUDA device)."""
+    device = torch.device(device)
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    set_np_global_rng_state(state["np_global_rng"])
+
+
+class SB3Learner(Learner):
+    """A :class:`prl.run.Learner` around an SB3 model ``self.model`` (built by the subclass).
+
+    ``state_dict`` holds the model's tensors (:meth:`sb3_state`), its step counters and the
+    global generators; subclasses add their own pieces around ``super()``.
+    """
+
+    model: Any
+    step_unit = "env steps"
+
+    # ---- acting ----------------------------------------------------------------------------------
+    def predict(self, obs: Any, deterministic: bool = True) -> Any:
+        """The SB3 model's ``predict`` (actions for observations)."""
+        return self.model.predict(obs, deterministic=deterministic)[0]
+
+    # ---- checkpoint pieces -----------------------------------------------------------------------
+    def sb3_torch_names(self) -> list[str]:
+        """Attribute paths of the model's modules and optimizers to checkpoint (SB3's own list)."""
+        names, _ = self.model._get_torch_save_params()
+        return list(names)
+
+    def sb3_state(self) -> dict[str, Any]:
+        """State dicts of :meth:`sb3_torch_names`, plus the model's step and update counters."""
+        from stable_baselines3.common.save_util import recursive_getattr
+
+        m = self.model
+        return {
+            "sb3": {n: recursive_getattr(m, n).state_dict() for n in self.sb3_torch_names()},
+            "num_timesteps": int(m.num_timesteps),
+            "n_updates": int(m._n_updates),
+        }
+
+    def load_sb3_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`sb3_state`."""
+        from stable_baselines3.common.save_util import recursive_getattr
+
+        for name, sd in state["sb3"].items():
+            recursive_getattr(self.model, name).load_state_dict(sd)
+        self.model.num_timesteps = int(state["num_timesteps"])
+        self.model._n_updates = int(state["n_updates"])
+
+    def rollout_state(self) -> dict[str, Any]:
+        """The model's last observation and episode starts (None before the first rollout)."""
+        m = self.model
+        if m._last_obs is None:
+            return {"last_obs": None, "last_episode_starts": None}
+        return {
+            "last_obs": torch.as_tensor(np.asarray(m._last_obs)),
+            "last_episode_starts": np.asarray(m._last_episode_starts).astype(bool).tolist(),
+        }
+
+    def load_rollout_state(self, state: dict[str, Any], dtype: Any = None) -> None:
+        """Restore :meth:`rollout_state` (``dtype``: the observation dtype, if it must be cast)."""
+        if state.get("last_obs") is None:
+            return
+        obs = state["last_obs"].numpy()
+        self.model._last_obs = obs.astype(dtype) if dtype is not None else obs
+        self.model._last_episode_starts = np.asarray(state["last_episode_starts"], dtype=bool)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **super().state_dict(),
+            **self.sb3_state(),
+            **global_rng_state(self.model.device),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.load_sb3_state(state)
+        if "torch_rng" in state:
+            set_global_rng_state(state, self.model.device)
+
+    def close(self) -> None:
+        env = getattr(self.model, "env", None)
+        if env is not None:
+            env.close()
