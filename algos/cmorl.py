@@ -276,7 +276,9 @@ def cmorl_exact(
     Stage 1: Adam ascent on w·J(θ_w) for every grid weight (all weights batched, θ = 0 at the
     start). Stage 2: ``stage2_rounds`` rounds of crowding-distance selection from the archive,
     then for every selected policy and objective l, ``stage2_iters`` Adam steps on the barrier
-    objective with exact J (all branches batched). Every iterate is evaluated exactly (its
+    objective with exact J (all branches batched), each step halved back towards the previous
+    iterate until every constraint G_j ≥ lower_j (j ≠ l) holds (the barrier method's
+    feasibility line search). Every iterate is evaluated exactly (its
     greedy policy if ``deterministic_eval``) and offered to the archive. ``stage2=False`` is the
     linear-scalarization baseline: it spends the same number of policy-gradient steps
     (policies × iterations) on Stage 1. Rows (front metrics) every ``record_every`` iterations.
@@ -344,12 +346,21 @@ def cmorl_exact(
             lower = constraint_lower_bounds(G0, beta)
             branch = th0.clone().requires_grad_(True)
             opt2 = torch.optim.Adam([branch], lr=lr)
+            other = ~nn.functional.one_hot(ls, K).bool()  # the constrained objectives j ≠ l
             for k in range(stage2_iters):
                 J = exact_returns(branch, P, R, mu0, mdp.gamma)
                 loss = -barrier_objective(J, lower, ls, t).sum()
                 opt2.zero_grad()
                 loss.backward()
+                prev = branch.detach().clone()
                 opt2.step()
+                with torch.no_grad():  # barrier method: backtrack to stay feasible
+                    for _ in range(40):
+                        Jn = exact_returns(branch, P, R, mu0, mdp.gamma)
+                        bad = ((Jn < lower) & other).any(-1)
+                        if not bool(bad.any()):
+                            break
+                        branch[bad] = 0.5 * (branch[bad] + prev[bad])
                 it += 1
                 steps += branch.shape[0]
                 last = rnd == stage2_rounds - 1 and k == stage2_iters - 1

@@ -56,6 +56,9 @@ VARIANT_DEFAULTS = {  # (alpha, lam, bc_coeff): the authors' MetaWorld-state con
     "cpl_bc": (0.1, 1.0, 1.0),
     "cpl_kl": (0.2, 0.75, 0.0),
 }
+# learning-rate multiplier after BC pretraining (the authors' configs: CPL-KL re-creates Adam at
+# 0.1 × lr, so 1e-5 with the 1e-4 default; plain CPL and CPL-BC keep 1.0)
+LR_MULTIPLIER_DEFAULTS = {"cpl": 1.0, "cpl_bc": 1.0, "cpl_kl": 0.1}
 
 
 # ---- the loss (shared by every form of CPL) ------------------------------------------------------
@@ -247,7 +250,8 @@ def cpl_tabular(
 class CPLConfig(OfflineConfig):
     """CPL / CPL-BC / CPL-KL on a preference dataset (defaults: the authors' MetaWorld-state
     configs — α 0.1, λ 0.5, Adam 1e-4, 96 pairs of 64-step segments, [512, 512], dropout 0.25,
-    200k of 500k steps of BC pretraining)."""
+    200k of 500k steps of BC pretraining; CPL-KL: α 0.2, λ 0.75 and the CPL phase at 0.1 × lr;
+    dense data: every batch ranks random pairs of segments, the authors' "rank" mode)."""
 
     variant: Literal["cpl", "cpl_bc", "cpl_kl"] = option(
         "cpl",
@@ -259,9 +263,14 @@ class CPLConfig(OfflineConfig):
     bc_data: Literal["all", "pos"] = option("all", "BC term on all batch segments or preferred")
     bc_steps: int = option(200_000, "BC pretraining steps (CPL-KL's reference = the BC policy)")
     dense_pairs: Literal["all", "random"] = option(
-        "all", "dense data: rank all pairs of a batch by score, or random pairs (authors' 'rank')"
+        "random",
+        "dense data: random pairs labelled by score (the authors' 'rank' batches) or all pairs "
+        "of a batch",
     )
     warmup_steps: int = option(10_000, "linear learning-rate warm-up after BC pretraining")
+    lr_multiplier: float | None = option(
+        None, "lr multiplier after BC pretraining (default by variant: cpl_kl 0.1, others 1.0)"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -270,10 +279,17 @@ class CPLConfig(OfflineConfig):
         require(0 < lam <= 1, f"lam must be in (0, 1], got {lam}")
         require(bc >= 0, f"bc_coeff must be >= 0, got {bc}")
         require(self.bc_steps >= 0 and self.warmup_steps >= 0, "bc_steps, warmup_steps >= 0")
+        require(self.cpl_lr_multiplier() > 0, "lr_multiplier must be positive")
         require(
             self.variant != "cpl_kl" or self.bc_steps > 0,
             "cpl_kl needs bc_steps > 0: its reference policy is the BC-pretrained one",
         )
+
+    def cpl_lr_multiplier(self) -> float:
+        """The learning-rate multiplier of the CPL phase (the variant's default unless set)."""
+        if self.lr_multiplier is None:
+            return LR_MULTIPLIER_DEFAULTS[self.variant]
+        return float(self.lr_multiplier)
 
     def resolved(self) -> tuple[float, float, float]:
         """(α, λ, BC weight) with the variant's defaults filled in."""
@@ -317,11 +333,12 @@ class CPL(OfflineLearner):
         self.ref.eval()
 
     def _set_lr(self) -> None:
+        """lr · multiplier · min(1, (k + 1)/warm-up) at CPL step k after BC pretraining."""
         cfg = self.config
         k = self.steps_done - cfg.bc_steps
         f = 1.0 if cfg.warmup_steps == 0 else min(1.0, (k + 1) / cfg.warmup_steps)
         for g in self.optimizer.param_groups:
-            g["lr"] = cfg.lr * f
+            g["lr"] = cfg.lr * cfg.cpl_lr_multiplier() * f
 
     def update(self) -> dict[str, float]:
         cfg = self.config

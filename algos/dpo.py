@@ -328,9 +328,13 @@ def dpo_policy(
     n: int | None = None,
     l2: float = 0.0,
 ) -> Tensor:
-    """DPO: π_w ∝ μ exp(φᵀw) with w minimising the DPO loss of the margins (φ(y)−φ(y'))ᵀw."""
+    """DPO: π_w ∝ μ exp(φᵀw) with w minimising the DPO loss of the margins (φ(y)−φ(y'))ᵀw.
+
+    ``l2`` is a ridge on the implied reward βw (½·l2‖βw‖²), in the units of
+    :func:`rlhf_policy`'s, so DPO = RLHF for every l2 (the same problem in w_r = βw).
+    """
     b = _check_beta(beta)
-    w = newton_fit(data, "dpo", b, features, n, l2)
+    w = newton_fit(data, "dpo", b, features, n, l2 * b * b)
     return log_linear_policy(w, features, mu)
 
 
@@ -342,9 +346,10 @@ def ipo_policy(
     n: int | None = None,
     l2: float = 0.0,
 ) -> Tensor:
-    """IPO: π_w ∝ μ exp(φᵀw) with w minimising the IPO loss (a least-squares problem)."""
+    """IPO: π_w ∝ μ exp(φᵀw) with w minimising the IPO loss (a least-squares problem); ``l2``
+    is a ridge on the implied reward βw, as in :func:`dpo_policy`."""
     b = _check_beta(beta)
-    w = newton_fit(data, "ipo", b, features, n, l2)
+    w = newton_fit(data, "ipo", b, features, n, l2 * b * b)
     return log_linear_policy(w, features, mu)
 
 
@@ -436,10 +441,11 @@ def rdpo_policy(
     n: int | None = None,
     l2: float = 0.0,
 ) -> Tensor:
-    """rDPO: π_w ∝ μ exp(φᵀw), w minimising the flip-corrected loss of :func:`rdpo_loss`."""
+    """rDPO: π_w ∝ μ exp(φᵀw), w minimising the flip-corrected loss of :func:`rdpo_loss`
+    (``l2``: a ridge on the implied reward βw, as in :func:`dpo_policy`)."""
     b = _check_beta(beta)
     e = _check_flip_rate(eps)
-    w = newton_fit(data, functools.partial(rdpo_loss, eps=e), b, features, n, l2)
+    w = newton_fit(data, functools.partial(rdpo_loss, eps=e), b, features, n, l2 * b * b)
     return log_linear_policy(w, features, mu)
 
 
@@ -512,7 +518,8 @@ def hypo_policy(
 ) -> Tensor:
     """HyPO (Song et al. 2024): the offline DPO loss plus λ·KL(π‖μ) on the policy's own samples
     (exact here), minimised over log-linear π_w ∝ μ exp(φᵀw); the KL term pins the directions
-    the offline data leave free."""
+    the offline data leave free. ``l2``: a ridge on the implied reward βw, as in
+    :func:`dpo_policy`."""
     b = _check_beta(beta)
     try:
         lam_f = float(lam)
@@ -545,7 +552,7 @@ def hypo_policy(
         logp = torch.log_softmax(logmu + off, -1)
         kl_term = (logp.exp() * (logp - logmu)).sum(-1)
         fit = (data.weight * dpo_loss(h, data.label, b)).sum(-1)
-        return fit + lam_f * kl_term + 0.5 * l2 * (w * w).sum(-1)
+        return fit + lam_f * kl_term + 0.5 * l2 * b * b * (w * w).sum(-1)
 
     w = newton_minimize(objective, torch.zeros(G, phi.shape[-1], dtype=torch.float64, device=dev))
     return log_linear_policy(w, features, m)
@@ -786,7 +793,9 @@ class BTRunConfig:
 
     beta: float = option(0.1, "KL coefficient β (τ) towards the reference μ")
     batch: int = option(64, "new labelled pairs (preference queries) per step")
-    l2: float = option(1e-4, "ridge on the fitted weights (keeps separable data finite)")
+    l2: float = option(
+        1e-4, "ridge on the fitted reward r = β log π/μ (keeps separable data finite)"
+    )
     ref_logit_scale: float = option(0.0, "std of the reference policy's logits (0 = uniform μ)")
     ref_seed: int = option(0, "seed of the reference policy's logits")
 

@@ -1095,8 +1095,13 @@ class NeuralNash:
       (coefficient ``ema``);
     - ``online_ipo``: the online-IPO loss (:func:`algos.dpo.ipo_loss`) on pairs from sg(π)
       (from π^μ when ``mixture_coef`` > 0: IPO-MD);
-    - ``egpo``: the online-IPO loss with extragradient steps (the optimizer's step at the
-      extrapolated parameters, applied from the current ones);
+    - ``egpo``: EGPO's multiplicative extragradient as two regressions of the logits onto the
+      mirror step t(q) = (1−ητ) log π_t + ητ log μ + η P(·≻q): the squared error of the
+      log-ratios, (n/4)·E_{y,y'∼U}[(h_θ(y,y') − h_t(y,y'))²] = ½‖C(z_θ − t)‖² (C centres over
+      actions), first against q = π_t (an extrapolation step, giving π½), then, from the
+      current parameters, against q = π½. Its logit gradient is C(z_θ − t), so one SGD step of
+      lr 1 on a logit table is exactly :func:`egpo_step`; sampled: uniform pairs (y, y') and
+      one duel of each against a draw from q (an unbiased gradient);
     - ``sppo``: SPPO's squared loss (log π_θ(y) − log π_t(y) − η(P(y ≻ π_t) − ½))², π_t
       refreshed every ``inner_steps`` updates.
 
@@ -1149,7 +1154,7 @@ class NeuralNash:
         self.lr = check_step(lr, "lr")
         self.mixture = _check_unit(mixture_coef, "mixture_coef")
         self.ema_coef = _check_unit(ema, "ema")
-        self.eta = check_step(eta, "eta")
+        self.eta = check_step(eta, "eta", 1.0 / self.tau if method == "egpo" else None)
         if isinstance(inner_steps, bool) or int(inner_steps) < 1:
             raise InvalidInputError(f"inner_steps must be a positive integer, got {inner_steps!r}")
         self.inner_steps = int(inner_steps)
@@ -1246,13 +1251,11 @@ class NeuralNash:
             R = o - self.tau * self._r(logpi.detach()).gather(1, y)
             base = (R.sum(-1, keepdim=True) - R) / (self.batch - 1)  # leave-one-out baseline
             return -((R - base) * lp).mean()
-        if self.method in ("online_ipo", "egpo"):
+        if self.method == "egpo":  # the extrapolation loss (against π_t itself)
+            return self._egpo_loss(L, logpi.detach(), logpi.detach().exp())
+        if self.method == "online_ipo":
             r = self._r(logpi)
-            lrho = (
-                log_mixture(logpi.detach(), self.logmu, self.mixture)
-                if self.method == "online_ipo"
-                else logpi.detach()
-            )
+            lrho = log_mixture(logpi.detach(), self.logmu, self.mixture)
             if self.estimator == "exact":
                 rho = lrho.exp()
                 h = r[:, :, None] - r[:, None, :]
@@ -1270,6 +1273,25 @@ class NeuralNash:
             return (self.anchor.exp() * (logpi - self.target) ** 2).sum(-1).mean()
         y = self._sample(self.anchor.exp())
         return ((logpi.gather(1, y) - self.target.gather(1, y)) ** 2).mean()
+
+    def _egpo_loss(self, L: Tensor, anchor: Tensor, q: Tensor) -> Tensor:
+        """½‖C(z_θ − t)‖² summed over contexts, t = (1−ητ) log π_t + ητ log μ + η P(·≻q) the
+        mirror step from the anchor log π_t against q (detached); sampled: (n/4)·mean over
+        uniform pairs of (h_θ − ĥ_t)², ĥ_t with one duel of y and of y' against draws from q."""
+        a = self.eta * self.tau
+        base = (1.0 - a) * anchor if self.logmu is None else (1.0 - a) * anchor + a * self.logmu
+        n = L.shape[-1]
+        if self.estimator == "exact":
+            d = L - (base + self.eta * self.W(q)).detach()
+            dc = d - d.mean(-1, keepdim=True)
+            return 0.5 * (dc * dc).sum()
+        C = L.shape[0]
+        y = torch.randint(n, (C, self.batch), generator=self.gen, device=L.device)
+        y2 = torch.randint(n, (C, self.batch), generator=self.gen, device=L.device)
+        o = self._duel(y, self._sample(q)) - self._duel(y2, self._sample(q))
+        h = L.gather(1, y) - L.gather(1, y2)
+        ht = base.gather(1, y) - base.gather(1, y2) + self.eta * o
+        return 0.25 * n * ((h - ht.detach()) ** 2).mean(-1).sum()
 
     def _refresh_anchor(self, logpi: Tensor) -> None:
         pi = logpi.exp()
@@ -1298,19 +1320,19 @@ class NeuralNash:
         if self.method == "egpo":
             backup = [p.detach().clone() for p in self.net.parameters()]
             opt_state = copy.deepcopy(self.opt.state_dict())
-            self.opt.zero_grad()
-            self.loss().backward()
-            self.opt.step()  # extrapolate
-            self.opt.zero_grad()
-            loss = self.loss()
-            loss.backward()
-            grads = [None if p.grad is None else p.grad.clone() for p in self.net.parameters()]
             with torch.no_grad():
+                anchor = torch.log_softmax(self.logits(), -1)  # log π_t
+            self.opt.zero_grad()
+            self._egpo_loss(self.logits(), anchor, anchor.exp()).backward()
+            self.opt.step()  # extrapolate to π½
+            with torch.no_grad():
+                half = torch.softmax(self.logits(), -1)
                 for p, b in zip(self.net.parameters(), backup, strict=True):
                     p.copy_(b)
             self.opt.load_state_dict(opt_state)
-            for p, g in zip(self.net.parameters(), grads, strict=True):
-                p.grad = g
+            self.opt.zero_grad()
+            loss = self._egpo_loss(self.logits(), anchor, half)  # from θ_t, against π½
+            loss.backward()
             self.opt.step()
         else:
             self.opt.zero_grad()
@@ -1422,6 +1444,18 @@ class OnlineIPONNRunConfig(NeuralRunConfig):
     def validate(self) -> None:
         super().validate()
         require(0 <= self.mixture_coef <= 1, "mixture_coef must be in [0, 1]")
+
+
+@dataclass
+class EGPONNRunConfig(NeuralRunConfig):
+    """EGPO's mirror extragradient as logit regressions."""
+
+    eta: float = option(1.0, "EGPO step η of the mirror target (needs η·beta ≤ 1)")
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.eta > 0, "eta must be positive")
+        require(self.eta * self.beta <= 1.0, f"eta·beta must be ≤ 1, got {self.eta * self.beta}")
 
 
 @dataclass
@@ -1569,14 +1603,14 @@ class OnlineIPONNLearner(NeuralNashLearner):
 
 
 @register_algo(
-    "egpo_nn", description="EGPO: online-IPO loss with extragradient updates", envs=("dueling",)
+    "egpo_nn", description="EGPO: mirror extragradient by logit regressions", envs=("dueling",)
 )
 class EGPONNLearner(NeuralNashLearner):
-    """EGPO: online-IPO loss with extragradient updates (dueling bandit)."""
+    """EGPO: mirror extragradient by logit regressions (dueling bandit)."""
 
     method = "egpo"
     algo_name = "egpo_nn"
-    Config = NeuralRunConfig
+    Config = EGPONNRunConfig
     smoke = Smoke(
         env="dueling",
         steps=6,

@@ -17,7 +17,7 @@ Three pieces are learned together:
       ℓ(z*, z⁺, z⁻) = max(‖z* − z⁺‖₂ − ‖z* − z⁻‖₂ + m, 0),  z^± = I(τ^±)
 
 Alternating training, as in the authors' code: (1) encoder and policy take one step on
-``recon_weight·L_HIM + pref_weight·ℓ(sg z*, I(τ⁺), I(τ⁻)) + norm_weight·mean (‖I(τ)‖ − 1)²``;
+``recon_weight·L_HIM + pref_weight·ℓ(sg z*, I(τ⁺), I(τ⁻)) + norm_weight·L_norm``;
 (2) z* takes one step on ℓ(z*, sg I(τ⁺), sg I(τ⁻)) with the encodings recomputed and detached,
 plus ``zstar_norm_weight·(‖z*‖ − 1)²``. That last term is a lab choice, not the authors' (their
 z* sees the triplet loss only; ``zstar_norm_weight=0`` reproduces it): the triplet loss alone
@@ -28,6 +28,14 @@ elsewhere. Defaults (the paper's scripted-label setting): window 20, z_dim 8, we
 0.1, margin 1; the transformer sizes and optimizer follow the Decision-Transformer code the
 authors build on (embedding 128, 3 layers, 1 head, dropout 0.1, AdamW 1e-4 with weight decay 1e-4
 and linear warm-up, gradient-norm clip 0.25, batch 64).
+
+Loss scaling (``loss_scaling``): ``"authors"`` (default) is the authors' code, L_HIM =
+recon(τ_a) + recon(τ_b), each a mean over valid steps × action dimensions of the squared action
+error (the categorical negative log-likelihood for Discrete actions, d = 1), and L_norm =
+mean (‖I(τ_a)‖ − 1)² + mean (‖I(τ_b)‖ − 1)². ``"pooled"`` is the lab's earlier form: one mean
+over the steps of both segments of −log π summed over the d action dimensions, and L_norm one
+mean over both segments; it is the authors' loss times d/2, so relative to reconstruction the
+authors' preference and norm weights 0.1 / 0.1 are 0.05·d and 0.1·d in pooled units.
 
 One loss, one place: :func:`triplet_loss`, :func:`preference_triplet_loss` and :func:`norm_loss`
 are what the learner and the tests call. Soft labels y = P(a ≻ b) weight the two directions,
@@ -395,6 +403,11 @@ class OPPOConfig(OfflineConfig):
     recon_weight: float = option(1.0, "weight of the hindsight-information-matching loss")
     pref_weight: float = option(0.1, "weight of the triplet preference loss (encoder)")
     norm_weight: float = option(0.1, "weight of the (‖z‖ − 1)² regularizer")
+    loss_scaling: Literal["authors", "pooled"] = option(
+        "authors",
+        "authors: recon(a) + recon(b), each a mean over steps × action dims, norm summed over "
+        "both segments; pooled: one mean over both segments' steps of the summed action error",
+    )
     margin: float = option(1.0, "triplet margin m")
     p_norm: float = option(2.0, "norm p of the triplet distances")
     zstar_lr: float = option(-1.0, "Adam learning rate of z* (-1: lr)")
@@ -613,10 +626,18 @@ class OPPO(OfflineLearner):
         z = self.model.encode_features(obs_f, act_f, valid)
         lp = self.model.log_prob_features(obs_f, act_f, self.act[idx], z)
         v = valid.to(lp.dtype)
-        recon = -(lp * v).sum() / torch.clamp(v.sum(), min=1.0)
         za, zb = z.chunk(2)
+        if cfg.loss_scaling == "authors":  # per segment side: mean over steps × action dims
+            d = 1.0 if self.model.discrete else float(self.model.act_dim)
+            recon = sum(
+                -(lp_s * v_s).sum() / (torch.clamp(v_s.sum(), min=1.0) * d)
+                for lp_s, v_s in zip(lp.chunk(2), v.chunk(2), strict=True)
+            )
+            nrm = norm_loss(za) + norm_loss(zb)
+        else:
+            recon = -(lp * v).sum() / torch.clamp(v.sum(), min=1.0)
+            nrm = norm_loss(z)
         pref = preference_triplet_loss(self.zstar().detach(), za, zb, label, cfg.margin, cfg.p_norm)
-        nrm = norm_loss(z)
         total = cfg.recon_weight * recon + cfg.pref_weight * pref + cfg.norm_weight * nrm
         return {"total": total, "recon": recon, "pref": pref, "norm": nrm, "z": z}
 

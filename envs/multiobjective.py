@@ -489,8 +489,10 @@ class DeepSeaTreasureEnv(MOGymnasiumTask):
         super().__init__(max_episode_steps=max_episode_steps, render_mode=render_mode)
 
     def true_front(self, gamma: float = PAPER_GAMMA) -> np.ndarray:
-        """mo-gymnasium's discounted Pareto front [10, 2]."""
-        return np.array(self.env.unwrapped.pareto_front(gamma=gamma), dtype=np.float64)
+        """The discounted Pareto front: mo-gymnasium's per-treasure points (treasure and time
+        along a shortest path) with the dominated ones removed (all 10 remain at γ ≥ 0.99;
+        for smaller γ far treasures are worth less than near ones)."""
+        return pareto_front(np.array(self.env.unwrapped.pareto_front(gamma=gamma), np.float64))
 
     def tabular_model(self, gamma: float = PAPER_GAMMA) -> tuple[MOTabularMDP, np.ndarray]:
         """The map as an exact MDP: states = reachable cells, treasures terminal; obs_table[s]

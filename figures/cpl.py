@@ -1,10 +1,10 @@
 """CPL (Hejna et al., ICLR 2024): CPL vs P-IQL vs SFT vs %BC from regret preferences.
 
 ``cpl_table``: the paper's Table 1 layout — rows SFT / P-IQL / CPL per data regime ("dense":
-per-segment scores, every pair of a batch ranked; "sparse": fixed labelled pairs) plus the %BC
-oracle row, one column per task; success rate on MetaWorld, return on Hopper, normalized exact
-return on the tabular MDPs (0 = uniform policy, 1 = optimal). IQM over seeds with 95% stratified-
-bootstrap CIs; also written as ``cpl_table.md`` next to the PNG.
+per-segment scores, random pairs of segments ranked by score in each batch; "sparse": fixed
+labelled pairs) plus the %BC oracle row, one column per task; success rate on MetaWorld, return
+on Hopper, normalized exact return on the tabular MDPs (0 = uniform policy, 1 = optimal). IQM
+over seeds with 95% stratified-bootstrap CIs; also written as ``cpl_table.md`` next to the PNG.
 
 ``cpl_dense_sparse``: CPL's learning curves on dense vs sparse data.
 
@@ -377,7 +377,7 @@ def table_markdown(summ: pd.DataFrame, tasks: list[str], ctx: FigureContext) -> 
         "points": 10,
         "tabular": {**TABULAR_FULL, "steps": 2000, "hidden": [64, 64]},
     },
-    description="CPL on dense (every pair of a batch ranked) vs sparse (fixed pairs) data",
+    description="CPL on dense (random pairs ranked by score) vs sparse (fixed pairs) data",
     paper="Hejna et al. 2024 (CPL), Table 1 dense vs sparse",
 )
 class CPLDenseSparse:

@@ -178,6 +178,39 @@ def test_exact_cmorl_on_deep_sea_treasure() -> None:
     assert 0.95 * true_hv <= hv <= true_hv * (1 + 1e-6)
 
 
+@pytest.mark.parametrize("name", ["mo_tabular", "deep_sea_treasure"])
+def test_exact_stage2_branches_keep_the_constraints(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Stage-2 iterate of every (policy, objective l) branch keeps G_j ≥ β·G_j(π_r) for
+    j ≠ l (G_j − (1−β)|G_j| when G_j(π_r) < 0), π_r the branch's starting policy."""
+    import prl.algos.cmorl as cm
+
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    real = cm.barrier_objective
+
+    def spy(G, lower, l, t):
+        seen.append((G.detach().clone(), torch.as_tensor(lower).clone(), torch.as_tensor(l)))
+        return real(G, lower, l, t)
+
+    monkeypatch.setattr(cm, "barrier_objective", spy)
+    env = envs.make(name)
+    mdp = env.mo_mdp if name == "mo_tabular" else env.tabular_model()[0]
+    beta = 0.9
+    cmorl_exact(mdp, ref=env.ref_point, stage1_iters=60, stage2_rounds=1, stage2_iters=30)
+    assert len(seen) == 30
+    G_r = seen[0][0].numpy()  # the branches' starting returns J(π_r)
+    want = np.where(G_r >= 0, beta * G_r, (2 - beta) * G_r)
+    np.testing.assert_allclose(seen[0][1].numpy(), want, rtol=1e-12)
+    for G, _lower, ls in seen:
+        other = ~torch.nn.functional.one_hot(ls, G.shape[1]).bool()
+        assert bool((G[other] >= torch.as_tensor(want)[other]).all())
+    # the branches do move: the maximized objective improves on π_r
+    G_last, _, ls = seen[-1]
+    rows = torch.arange(G_last.shape[0])
+    assert float((G_last[rows, ls] - torch.as_tensor(G_r)[rows, ls]).max()) > 1e-3
+
+
 # ---- the PPO learner --------------------------------------------------------------------------
 TINY = {"n_envs": 2, "n_steps": 16, "minibatches": 2, "epochs": 2, "stage1_steps": 96}
 TINY2 = {**TINY, "stage2_updates": 2, "n_select": 2}
@@ -188,9 +221,25 @@ def _rows(algo: str, env: str, seed: int, steps: int, config: dict) -> list[dict
     return [{k: v for k, v in r.items() if k != "front"} for r in rows]
 
 
-def test_budget_counts_true_environment_steps() -> None:
+def test_budget_counts_true_environment_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A counting wrapper around the environment class counts the real env.step calls: the
+    training copies' total is the learner's budget (evaluation is exact: no steps)."""
+    from prl.envs.multiobjective import MOTabularEnv
+
+    counts: dict[int, int] = {}
+    real_step = MOTabularEnv.step
+
+    def counting_step(self, action):
+        counts[id(self)] = counts.get(id(self), 0) + 1
+        return real_step(self, action)
+
+    monkeypatch.setattr(MOTabularEnv, "step", counting_step)
     learner, rows = train("cmorl", "mo_tabular", seed=0, steps=320, config=TINY2)
-    assert learner.steps_done == learner.env_step_calls  # every env.step of every copy
+    train_ids = {id(e.unwrapped) for e in learner.envs} | {id(e) for e in learner.envs}
+    stepped = sum(c for k, c in counts.items() if k in train_ids)
+    assert stepped == sum(counts.values())  # nothing else stepped (exact evaluation)
+    assert learner.steps_done == stepped == rows[-1]["step"]
+    assert stepped >= 320
     per_update = TINY["n_envs"] * TINY["n_steps"]
     assert [r["step"] for r in rows] == [per_update * (i + 1) for i in range(len(rows))]
     assert {r["stage"] for r in rows} == {1, 2}

@@ -14,6 +14,7 @@ from scipy.special import softmax
 
 from prl.algos.dpo import (
     LOSSES,
+    BTRunConfig,
     PairData,
     bandit_pair_counts,
     bt_loss,
@@ -421,3 +422,34 @@ def test_iterative_dpo_and_apo_closed_forms() -> None:
         assert np.allclose(np.exp(za[t]), softmax(logits), atol=1e-10)
     with pytest.raises(InvalidInputError, match="alpha"):
         iterative_dpo(P, beta, 3, alpha=1.0)
+
+
+# ---- DPO = RLHF with the ridge, at the learners' defaults ----------------------------------------
+@pytest.mark.parametrize("beta", [0.05, 0.1, 1.0])
+def test_dpo_equals_rlhf_with_a_ridge(beta: float) -> None:
+    """DPO's weights are log π/μ = r/β: with the ridge on the implied reward βw (the units of the
+    BT reward fit) both solve the same problem, also on separable data where the ridge decides
+    the answer; HyPO without its KL term is DPO."""
+    l2 = BTRunConfig().l2
+    assert l2 > 0
+    P = random_preference_matrix(5, np.random.default_rng(8), (3,))
+    mu = softmax(np.random.default_rng(9).normal(size=(3, 5)), axis=-1)
+    d = sample_pairs(P, mu, 200, torch.Generator().manual_seed(1))
+    sep = population_pairs(np.array([[0.5, 1.0, 1.0], [0.0, 0.5, 1.0], [0.0, 0.0, 0.5]]))
+    for data, m, n in ((d, mu, 5), (sep, None, 3)):
+        rlhf = rlhf_policy(data, beta, m, n=n, l2=l2)
+        dpo = dpo_policy(data, beta, m, n=n, l2=l2)
+        assert float((dpo - rlhf).abs().max()) < 1e-10
+        hypo = hypo_policy(data, beta, 0.0, m, n=n, l2=l2)
+        assert float((hypo - dpo).abs().max()) < 1e-9
+    # separable data: the ridge decides the (finite) reward; without it there is none
+    w = fit_bt_reward(sep, n=3, l2=l2)
+    assert bool(torch.isfinite(w).all()) and float(w.abs().max()) < 100
+
+
+def test_dpo_and_rlhf_learners_agree_at_defaults() -> None:
+    kw = {"game": "random", "K": 5, "seed": 4}
+    cfg = {"ref_logit_scale": 1.0}
+    dpo, _ = train("dpo", "dueling", seed=3, steps=256, config=cfg, env_kwargs=kw)
+    rlhf, _ = train("rlhf_bt", "dueling", seed=3, steps=256, config=cfg, env_kwargs=kw)
+    assert np.abs(dpo.policy() - rlhf.policy()).max() < 1e-10

@@ -114,11 +114,18 @@ def _dst_front_by_bfs(sea: np.ndarray, gamma: float) -> np.ndarray:
 def test_deep_sea_treasure_true_front_matches_brute_force() -> None:
     env = envs.make("deep_sea_treasure")
     sea = np.asarray(env.unwrapped.sea_map)
-    for gamma in (0.99, 1.0):
+    sizes = {}
+    for gamma in (0.5, 0.9, 0.95, 0.99, 1.0):
         front = env.true_front(gamma)
         brute = _dst_front_by_bfs(sea, gamma)
+        assert front.shape == brute.shape
         key = np.lexsort(front.T[::-1])
         np.testing.assert_allclose(front[key], brute[np.lexsort(brute.T[::-1])], atol=1e-9)
+        for p in front:  # no returned point is dominated by another (plain pairwise check)
+            for q in front:
+                assert not (np.all(q >= p) and np.any(q > p))
+        sizes[gamma] = len(front)
+    assert sizes[0.5] < sizes[0.9] < sizes[0.99] == 10  # small γ: far treasures are dominated
     assert len(env.true_front()) == 10
     # hypervolume with the usual reference point (0, -25), γ = 0.99
     assert hypervolume(env.true_front(), env.ref_point) == pytest.approx(360.40094637, rel=1e-8)

@@ -76,6 +76,62 @@ def test_norm_loss_matches_hand_computation() -> None:
     assert float(norm_loss(z)) == pytest.approx(hand, abs=1e-14)
 
 
+@pytest.fixture(scope="module")
+def box_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random Hopper-shaped segments (11-d observations, 3-d actions), some with padding."""
+    from prl.types import Segments
+
+    rng = np.random.default_rng(0)
+    N, T = 12, 6
+    valid = np.ones((N, T), bool)
+    valid[::3, 4:] = False  # unequal numbers of valid steps per segment
+    seg = Segments(
+        obs=rng.normal(size=(N, T, 11)),
+        actions=rng.uniform(-1, 1, size=(N, T, 3)),
+        rewards=rng.normal(size=(N, T)),
+        infos={"valid": valid},
+    )
+    pairs = np.stack([np.arange(0, N, 2), np.arange(1, N, 2)], 1)
+    ds = PreferenceDataset(seg, pairs, rng.integers(0, 2, len(pairs)).astype(float), np.ones(6))
+    ds.meta["env"] = "Hopper-v5"
+    path = tmp_path_factory.mktemp("oppo_box") / "box.npz"
+    ds.save(path)
+    return path
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_encoder_loss_has_the_authors_scaling(box_data: Path, arch: str) -> None:
+    """The authors' loss: recon(τ_a) + recon(τ_b), each a mean over valid steps × action dims of
+    the squared error, + 0.1·triplet + 0.1·[mean(‖z_a‖−1)² + mean(‖z_b‖−1)²]; the pooled form
+    is d/2 times it (relative weights 0.05·d and 0.1·d)."""
+    cfg = {**TINY, "dataset": str(box_data), "arch": arch, "dropout": 0.0, "window": 3}
+    learner, _ = train("oppo", "Hopper-v5", seed=0, steps=1, config=cfg, env_kwargs={})
+    m = learner.model
+    m.eval()
+    ia, ib = torch.tensor([0, 2, 4]), torch.tensor([1, 3, 5])
+    lab = torch.tensor([1.0, 0.0, 1.0])
+    with torch.no_grad():
+        got = learner.losses(ia, ib, lab)
+        idx = torch.cat([ia, ib])
+        obs_f, act_f, valid = learner.obs_f[idx], learner.act_f[idx], learner.valid[idx]
+        z = m.encode_features(obs_f, act_f, valid)
+        err = (torch.tanh(m._seq_out(obs_f, act_f, z)) - act_f) ** 2  # [6, T, 3]
+        recon = [err[rows][valid[rows]].mean() for rows in (slice(0, 3), slice(3, 6))]
+        norms = torch.linalg.vector_norm(z, dim=-1)
+        nrm = [((norms[rows] - 1) ** 2).mean() for rows in (slice(0, 3), slice(3, 6))]
+        trip = preference_triplet_loss(learner.zstar().detach(), z[:3], z[3:], lab)
+    want = recon[0] + recon[1] + 0.1 * trip + 0.1 * (nrm[0] + nrm[1])
+    assert float(got["total"]) == pytest.approx(float(want), rel=1e-5)
+    assert float(got["recon"]) == pytest.approx(float(recon[0] + recon[1]), rel=1e-5)
+    learner.config.loss_scaling = "pooled"  # the same networks, the lab's earlier scaling
+    with torch.no_grad():
+        old = learner.losses(ia, ib, lab)
+    v = valid.to(err.dtype)
+    want_pooled = (err.sum(-1) * v).sum() / v.sum()
+    assert float(old["recon"]) == pytest.approx(float(want_pooled), rel=1e-5)
+    assert float(old["norm"]) == pytest.approx(float((nrm[0] + nrm[1]) / 2), rel=1e-5)
+
+
 # ---- a deterministic chain with known best trajectories ------------------------------------------
 CHAIN = {"n": 5, "slip": 0.0, "horizon": 20}
 BASE = {"hidden": [32], "dropout": 0.0, "lr": 3e-3, "batch_size": 32, "eval_every": 10**6}
@@ -312,8 +368,14 @@ def test_gridworld_dataset_levels_teachers_and_files(tmp_path: Path) -> None:
 def test_baselines_and_oppo_train_on_the_same_file(chain_data: Path) -> None:
     for algo, extra in (("piql", {"reward_steps": 3}), ("pct_bc", {"percent": 30.0})):
         cfg = {**BASE, "dataset": str(chain_data), **extra}
-        _, rows = train(algo, "chain", seed=0, steps=4, config=cfg, env_kwargs=CHAIN)
-        assert 0.0 <= rows[-1]["optimal_action_frac"] <= 1.0
+        learner, rows = train(algo, "chain", seed=0, steps=4, config=cfg, env_kwargs=CHAIN)
+        # the reported return is the final policy's, by an independent exact evaluation
+        mdp, pi = learner.mdp, learner.policy_table()
+        P = mdp.P * (~np.asarray(mdp.terminal, bool))[None, None, :]
+        V = np.linalg.solve(
+            np.eye(mdp.S) - mdp.gamma * np.einsum("sa,sat->st", pi, P), (pi * mdp.R).sum(1)
+        )
+        assert rows[-1]["return_stochastic"] == pytest.approx(float(mdp.mu0 @ V), abs=1e-9)
 
 
 def test_hopper_smoke_with_tiny_sac_levels() -> None:
