@@ -2,15 +2,14 @@
 
 Importing this package registers every environment in ``prl.registry.ENVS`` and in gymnasium's
 registry under the ``prl/`` namespace (``gymnasium.make("prl/Chain-v0")``). To add an
-environment, write a module in this package that calls ``envs._registry.register_env(...)`` at
-import time: every module of the package is imported here.
+environment, write a module in this package that calls ``prl.envs._registry.register_env(...)``
+at import time and regenerate the name index (``python -m prl.catalog --write README.md``):
+``prl.registry`` imports a module only when one of its names is asked for.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from typing import Any
 
 import gymnasium
@@ -62,10 +61,8 @@ _register(
     "dueling bandit over a preference matrix P: action (i, j), reward 1 if i wins",
 )
 
-# ---- every other module of the package registers itself on import ---------------------------
-for _m in pkgutil.iter_modules(__path__):
-    if not _m.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_m.name}")
+# ---- every other module of the package registers itself on import: lazily, through the index
+# of prl.registry (ENVS.get(name) imports only the module that registers ``name``) -------------
 
 
 def names() -> list[str]:

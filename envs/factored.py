@@ -280,7 +280,7 @@ for _name, _fn in (
     ("PendulumFactored-v1", make_PendulumFactored_v1),
     ("MountainCarContinuousFactored-v0", make_MountainCarContinuousFactored_v0),
 ):
-    if _name not in ENVS:
+    if not ENVS.registered(_name):
         register_env(_name, _fn, _name, FACTORED_TASKS[_name].description)
 
 

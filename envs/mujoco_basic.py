@@ -49,5 +49,5 @@ _TASKS = {
 }
 
 for _name, (_fn, _desc) in _TASKS.items():
-    if _name not in ENVS:
+    if not ENVS.registered(_name):
         register_env(_name, _fn, _name, _desc)

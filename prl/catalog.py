@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", metavar="README", help="rewrite the catalog block in this file")
     args = ap.parse_args(argv)
     if args.write:
+        from prl.registry import write_index
+
+        write_index()  # prl/_index.json: the names `prl list` shows without importing families
         p = Path(args.write)
         p.write_text(render(p.read_text()))
     else:

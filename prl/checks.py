@@ -76,7 +76,6 @@ def register_check(
 
 def get_check(name: str) -> Check:
     """The registered check ``name`` (UnknownNameError otherwise)."""
-    load_plugins()
     return CHECKS.get(name)
 
 

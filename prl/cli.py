@@ -161,27 +161,27 @@ def _build_parser() -> _Parser:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from prl.registry import REGISTRIES, load_plugins
+    from prl.registry import REGISTRIES, load_third_party_plugins
 
-    load_plugins()
+    load_third_party_plugins()  # the lab's own names come from the index: no family is imported
     kinds = [args.kind] if args.kind else list(KINDS)
     for kind in kinds:
         reg = REGISTRIES[kind]
         if len(kinds) > 1:
             print(f"{kind}:")
-        width = max((len(n) for n in reg.names()), default=0)
-        for e in reg.entries():
+        rows = reg.summaries()
+        width = max((len(n) for n, _ in rows), default=0)
+        for name, description in rows:
             indent = "  " if len(kinds) > 1 else ""
-            print(f"{indent}{e.name:<{width}}  {e.description}".rstrip())
+            print(f"{indent}{name:<{width}}  {description}".rstrip())
     return 0
 
 
 def _config_help(algo: str) -> str:
     from prl.config import field_help
-    from prl.registry import ALGOS, load_plugins
+    from prl.registry import ALGOS
 
-    load_plugins()
-    cls = ALGOS.get(algo)
+    cls = ALGOS.get(algo)  # imports only the module that registers ``algo``
     lines = [f"prl run {algo} --env ENV [options]", "", f"{cls.__doc__ or ''}".strip(), ""]
     lines.append(f"Config fields of {cls.Config.__name__} (as --name VALUE):")
     for fld in dataclasses.fields(cls.Config):
@@ -198,9 +198,8 @@ def _config_help(algo: str) -> str:
 
 
 def _parse_config_overrides(algo: str, extra: list[str]) -> dict[str, Any]:
-    from prl.registry import ALGOS, load_plugins
+    from prl.registry import ALGOS
 
-    load_plugins()
     cls = ALGOS.get(algo)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     out: dict[str, Any] = {}
@@ -304,9 +303,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_figure(args: argparse.Namespace) -> int:
     from prl.figure import make_figure
-    from prl.registry import FIGURES, load_plugins
+    from prl.registry import FIGURES
 
-    load_plugins()
     if not args.names and not args.all:
         raise UsageError("prl figure: give a figure NAME or --all (see prl list figures)")
     names = FIGURES.names() if args.all else args.names

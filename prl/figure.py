@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from prl.errors import ConfigError, PrlError
-from prl.registry import FIGURES, load_plugins
+from prl.registry import FIGURES
 from prl.utils import atomic_path, atomic_write_json, git_info, resolve_device
 
 
@@ -202,7 +202,6 @@ def make_figure(
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    load_plugins()
     spec: FigureSpec = FIGURES.get(name)
     tier = budget or ("quick" if quick else "full")
     seeds, bud = spec.tier(tier)

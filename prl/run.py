@@ -27,7 +27,7 @@ import numpy as np
 
 from prl.config import build_config, config_to_dict
 from prl.errors import ConfigError, InvalidInputError, PrlError
-from prl.registry import ALGOS, ENVS, load_plugins
+from prl.registry import ALGOS, ENVS
 from prl.utils import (
     atomic_path,
     atomic_write_json,
@@ -209,12 +209,10 @@ def _scalar(v: Any) -> Any:
 
 
 def _learner_class(algo: str) -> type[Learner]:
-    load_plugins()
-    return ALGOS.get(algo)
+    return ALGOS.get(algo)  # imports only the module that registers ``algo``
 
 
 def _validate_env(env: str) -> None:
-    load_plugins()
     ENVS.entry(env)
 
 

@@ -1,11 +1,7 @@
-"""Theory checkers: one module per family of claims; importing this package registers them.
+"""Theory checkers: one module per family of claims, each registering its checks in prl.registry.CHECKS.
 
-Every module of this package is imported here, so adding a module is enough to register it.
+Modules are imported lazily: ``prl.registry`` looks a name up in the generated index
+(``prl/_index.json``) and imports only the module that registers it, and
+``prl.registry.load_plugins()`` imports every public module of this package. Adding a module is
+enough to register it; regenerate the index with ``python -m prl.catalog --write README.md``.
 """
-
-import importlib
-import pkgutil
-
-for _m in pkgutil.iter_modules(__path__):
-    if not _m.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_m.name}")
