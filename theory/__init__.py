@@ -1,4 +1,4 @@
-"""Theory checkers: one module per family of claims, each registering its checks in prl.registry.CHECKS.
+"""Theory checkers: one module per family of claims, each registering its checks (CHECKS).
 
 Modules are imported lazily: ``prl.registry`` looks a name up in the generated index
 (``prl/_index.json``) and imports only the module that registers it, and
