@@ -351,8 +351,13 @@ def ensure_store(
     workers: int | None = None,
     spec: Any = None,
     echo: Callable[[str], None] | None = None,
+    collect_only: bool = False,
 ) -> Any:
-    """The figure's data from its store, computing and adding missing pieces first."""
+    """The figure's data from its store, computing and adding missing pieces first.
+
+    ``collect_only``: compute nothing; store the pieces whose sweep jobs already finished (an
+    interrupted sweep under ``ctx.out``), so partial results can be committed and resumed.
+    """
     name, tier = ctx.name, ctx.tier
     seeds = [int(s) for s in ctx.seeds]
     budget = _normal(ctx.budget)
@@ -365,16 +370,22 @@ def ensure_store(
         if man is not None and man.get("complete") and man["seeds"] == seeds:
             return load_store_df(store_dir, man)
     sweep_dir = work / "sweep"
-    done, failed = _run_jobs([_job(ctx, PLAN_KEY, None)], sweep_dir, backend, workers)
+    plan_job = _job(ctx, PLAN_KEY, None)
+    if collect_only and not _finished(sweep_dir, plan_job):
+        raise StoreError(f"nothing to collect for {name}: its plan job has not run in {sweep_dir}")
+    run_jobs = _collect_finished if collect_only else _run_jobs
+    done, failed = run_jobs([plan_job], sweep_dir, backend, workers)
     if failed:
         raise StoreError(f"planning figure {name} failed: {failed[0]}")
     plan = json.loads(Path(next(iter(done.values()))["plan"]).read_text())
     have = {} if man is None else {p["key"]: p for p in man["pieces"]}
     todo = [p for p in plan if p["key"] not in have]
     jobs = {p["key"]: _job(ctx, p["key"], p["seed"]) for p in todo}
-    if echo is not None and todo:
+    if collect_only:
+        jobs = {k: j for k, j in jobs.items() if _finished(sweep_dir, j)}
+    elif echo is not None and todo:
         echo(f"{name}: computing {len(todo)} of {len(plan)} runs ({tier} budget, {backend})")
-    done, failed = _run_jobs(list(jobs.values()), sweep_dir, backend, workers)
+    done, failed = run_jobs(list(jobs.values()), sweep_dir, backend, workers)
     registered = spec.tier(tier)[1] if spec is not None else budget
     pieces = []
     runs = store_dir / "runs"
@@ -383,7 +394,7 @@ def ensure_store(
         if key in have:
             pieces.append(have[key])
             continue
-        rec = done.get(jobs[key].job_id)
+        rec = done.get(jobs[key].job_id) if key in jobs else None
         if rec is None:
             continue
         file = f"runs/{key}.csv"
@@ -400,12 +411,31 @@ def ensure_store(
         if f"runs/{stale.name}" not in keep:
             stale.unlink()
     write_manifest(store_dir, ctx, pieces, plan, spec=spec, previous=man)
+    if collect_only:
+        return None
     if failed:
         raise StoreError(
             f"{len(failed)} of {len(plan)} runs of {name} failed (the others are stored; rerun "
             f"to resume): {failed[0]}"
         )
     return load_store_df(store_dir, json.loads((store_dir / "manifest.json").read_text()))
+
+
+def _collect_finished(
+    jobs: list[FigureJob], sweep_dir: Path, backend: str, workers: int | None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The results of the jobs that already finished in ``sweep_dir`` (nothing is run)."""
+    done = {
+        j.job_id: json.loads((sweep_dir / "runs" / j.job_id / "final.json").read_text())
+        for j in jobs
+        if _finished(sweep_dir, j)
+    }
+    return done, []
+
+
+def _finished(sweep_dir: Path, job: FigureJob) -> bool:
+    """Whether ``job`` finished in ``sweep_dir`` (its run directory holds final.json)."""
+    return (sweep_dir / "runs" / job.job_id / "final.json").exists()
 
 
 def write_manifest(
@@ -475,6 +505,13 @@ def main(argv: list[str] | None = None) -> int:
     pc.add_argument("--budget-json", default=None)
     pc.add_argument("--out", default="recompute")
     pc.add_argument("--device", default="cpu")
+    co = sub.add_parser(
+        "collect", help="store the finished runs of an interrupted mid/full figure (no compute)"
+    )
+    co.add_argument("name")
+    co.add_argument("--budget", default="mid")
+    co.add_argument("--out", required=True, help="the --out of the interrupted prl figure run")
+    co.add_argument("--store", default=None)
     vf = sub.add_parser("verify", help="recompute stored runs and compare their bytes")
     vf.add_argument("name")
     vf.add_argument("--budget", default="mid")
@@ -494,6 +531,13 @@ def main(argv: list[str] | None = None) -> int:
             rec = compute_piece(args.name, args.budget, args.key, seeds, budget, args.device,
                                 args.out)  # fmt: skip
             print(rec["csv"])
+            return 0
+        if args.cmd == "collect":
+            ctx = _context(args.name, args.budget, seeds, budget, "cpu", args.out)
+            sdir = store_root(args.store) / args.budget / args.name
+            ensure_store(ctx, sdir, spec=spec, collect_only=True)
+            man = json.loads((sdir / "manifest.json").read_text())
+            print(f"{args.name}: {man['runs']} of {man['planned_runs']} runs stored in {sdir}")
             return 0
         sdir = store_root(args.store) / args.budget / args.name
         man = read_manifest(sdir, name=args.name, tier=args.budget, budget=budget, seeds=seeds)

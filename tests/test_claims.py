@@ -335,3 +335,35 @@ def test_store_runs_are_local_sweep_jobs(tmp_path: Path) -> None:
     sweep = tmp_path / "out" / ".cache" / "pdppo_vs_ppo" / "quick" / "sweep"
     res = pd.read_csv(sweep / "results.csv")
     assert (res["status"] == "ok").all() and len(res) == 3
+
+
+def test_collect_stores_the_finished_runs_of_an_interrupted_sweep(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m prl.store collect`: partial results are stored (committable), none computed."""
+    import shutil
+
+    import prl.store as store
+    from prl.registry import FIGURES
+
+    shutil.copytree(built / "out", tmp_path / "out")
+    runs = tmp_path / "out" / ".cache" / "pdppo_vs_ppo" / "quick" / "sweep" / "runs"
+    victims = sorted(d for d in runs.iterdir() if not d.name.startswith(store.PLAN_KEY))[:2]
+    for d in victims:  # as if the sweep had been killed before these jobs ran
+        shutil.rmtree(d)
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("collect must not compute")
+
+    monkeypatch.setattr(store, "compute_plan", boom)
+    monkeypatch.setattr(store, "compute_piece", boom)
+    spec = FIGURES.get("pdppo_vs_ppo")
+    budget = {**spec.tier("quick")[1], **{k: v for k, v in TINY.items() if k != "seeds"}}
+    ctx = store._context("pdppo_vs_ppo", "quick", TINY["seeds"], budget, "cpu", tmp_path / "out")
+    sdir = tmp_path / "store" / "quick" / "pdppo_vs_ppo"
+    store.ensure_store(ctx, sdir, spec=spec, collect_only=True)
+    man = json.loads((sdir / "manifest.json").read_text())
+    ref = json.loads((_sdir(built) / "manifest.json").read_text())
+    assert not man["complete"] and man["runs"] == ref["runs"] - 2
+    want = {p["key"]: p["sha256"] for p in ref["pieces"]}
+    assert all(want[p["key"]] == p["sha256"] for p in man["pieces"])
