@@ -244,9 +244,23 @@ class BradleyTerry(ScoreOracle):
                 f"BradleyTerry needs Segments with scalar rewards [B,T], got "
                 f"{getattr(getattr(segments, 'rewards', None), 'shape', type(segments).__name__)}"
             )
+        return self._discounted_sum(segments.rewards, segments)
+
+    def _discounted_sum(self, rewards: np.ndarray, segments: Segments) -> np.ndarray:
         if self.discount == 1.0:
-            return segments.rewards.sum(axis=1)
-        return segments.rewards @ segments.discount_weights(self.discount)
+            return rewards.sum(axis=1)
+        return rewards @ segments.discount_weights(self.discount)
+
+    def margin(self, a: Items, b: Items) -> np.ndarray:
+        """Σ_t γ^t (r^a_t − r^b_t), shape [B]: the return difference summed step by step, so equal
+        huge returns give exactly 0 (not inf − inf = NaN) when the returns themselves overflow."""
+        a, b = self._pair(a, b)
+        with np.errstate(over="ignore", invalid="ignore"):
+            direct = self.score(a) - self.score(b)
+            if np.all(np.isfinite(direct)):
+                return direct
+            stepwise = self._discounted_sum(a.rewards - b.rewards, a)
+        return np.where(np.isfinite(direct), direct, stepwise)
 
     def __repr__(self) -> str:
         return f"BradleyTerry(beta={self.beta}, discount={self.discount})"
