@@ -534,7 +534,10 @@ def _run_jobs(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(attempt, j): j for j in jobs}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=spec.name, leave=False):
+        bar = tqdm(
+            as_completed(futures), total=len(futures), desc=spec.name, leave=False, disable=None
+        )
+        for fut in bar:
             row = fut.result()
             results[row["job_id"]] = row
             if echo is not None and row["status"] == "failed":
