@@ -178,9 +178,17 @@ class MetricsWriter:
         self.path = path
         self.rows: list[dict[str, Any]] = []
         if path.exists():
-            with path.open(newline="") as f:
-                self.rows = list(csv.DictReader(f))
+            try:
+                with path.open(newline="") as f:
+                    self.rows = list(csv.DictReader(f))
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise InvalidInputError(f"corrupt {path}: {exc}".splitlines()[0]) from None
             if keep_rows is not None:
+                if len(self.rows) < keep_rows:
+                    raise InvalidInputError(
+                        f"{path} has {len(self.rows)} rows but the checkpoint was taken after "
+                        f"{keep_rows}: the run cannot be continued exactly"
+                    )
                 self.rows = self.rows[:keep_rows]
             self._rewrite()
         self.fields: list[str] = list(self.rows[0].keys()) if self.rows else []
@@ -577,21 +585,23 @@ def _resume(
                 keep_rows = int(state["metrics_rows"])
                 if "last_row" in state:
                     last = json.loads(state["last_row"])
-                else:  # a checkpoint of an older prl: the last kept metrics.csv row
-                    last = _last_csv_row(run_dir / "metrics.csv", keep_rows)
             if steps < learner.steps_done:
                 raise ConfigError(
                     f"{run_dir} has already trained {learner.steps_done} {cls.step_unit}; "
                     f"--steps {steps} is below that (begin a new run for a smaller budget)"
                 )
             learner.total_steps = int(steps)
+            # checks metrics.csv against the checkpoint before anything is rewritten
+            writer = MetricsWriter(run_dir / "metrics.csv", keep_rows=keep_rows)
+            if last is None and writer.rows:  # a checkpoint of an older prl: the last kept row
+                last = {k: _parse_cell(v) for k, v in writer.rows[-1].items() if v}
             if steps != int(meta["steps"]):  # the budget grows: config.json says so first
                 final_path.unlink(missing_ok=True)
                 atomic_write_json(run_dir / "config.json", {**meta, "steps": int(steps)})
             algo = meta["algo"]
             return _loop(
                 learner, run_dir, steps, checkpoint_every, checkpoint_minutes, progress,
-                keep_rows, True, algo, last,
+                writer, True, algo, last,
             )  # fmt: skip
         finally:
             learner.close()
@@ -617,16 +627,6 @@ def _restore(learner: Learner, state: Any, path: Path) -> None:
         ) from None
 
 
-def _last_csv_row(path: Path, keep_rows: int) -> dict[str, Any] | None:
-    if keep_rows <= 0 or not path.exists():
-        return None
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))[:keep_rows]
-    if not rows:
-        return None
-    return {k: _parse_cell(v) for k, v in rows[-1].items() if v not in (None, "")}
-
-
 def _parse_cell(text: str) -> Any:
     for conv in (int, float):
         try:
@@ -648,14 +648,15 @@ def _loop(
     checkpoint_every: int | None,
     checkpoint_minutes: float,
     progress: bool | None,
-    keep_rows: int | None,
+    writer: MetricsWriter | None,
     resumed: bool,
     algo: str,
     last: dict[str, Any] | None,
 ) -> RunResult:
     from tqdm.auto import tqdm
 
-    writer = MetricsWriter(run_dir / "metrics.csv", keep_rows=keep_rows)
+    if writer is None:
+        writer = MetricsWriter(run_dir / "metrics.csv")
     tb = _tensorboard(run_dir)
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)

@@ -391,7 +391,6 @@ def _run_local_job(
                     _signal_group(proc, signal.SIGTERM)
                 elif time.monotonic() - stopped_at > STOP_GRACE_S:
                     _signal_group(proc, signal.SIGKILL)
-    _signal_group(proc, signal.SIGKILL)  # anything the worker left behind in its group
     if stopped_at is not None:
         return False, INTERRUPTED
     if proc.returncode == 0 and rf.exists():

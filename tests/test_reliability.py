@@ -307,6 +307,26 @@ def test_item5_corrupt_config_json(
     assert tree(rdir) == before
 
 
+@pytest.mark.parametrize("damage", ["binary", "truncated"])
+def test_item5_corrupt_metrics_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    rdir = _finished_bandit_run(tmp_path / "r")
+    path = rdir / "metrics.csv"
+    if damage == "binary":
+        path.write_bytes(b"\xff\xfe\x00garbage")
+        needle = f"corrupt {path}"
+    else:
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+        needle = f"{path} has 0 rows but the checkpoint was taken after 4"
+    before = tree(rdir)
+    line = one_line(
+        in_process(capsys, ["run", "spo_bandit", "--resume", str(rdir), "--steps", "96"])
+    )
+    assert needle in line
+    assert tree(rdir) == before
+
+
 @pytest.mark.parametrize("seed", [str(2**64), str(2**64 + 5), str(2**32), "-1", "1e3", "x"])
 def test_item5_seed_out_of_range(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: str
