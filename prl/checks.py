@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from prl.registry import CHECKS, load_plugins
-from prl.utils import atomic_path, atomic_write_json, resolve_device
+from prl.utils import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    check_out_dir,
+    resolve_device,
+)
 
 
 @dataclass
@@ -148,7 +154,7 @@ def run_check(
         tb = traceback.format_exc()
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            (out / f"{check.name}.error.txt").write_text(tb)
+            atomic_write_text(out / f"{check.name}.error.txt", tb)
             files["error"] = f"{check.name}.error.txt"
         return CheckOutcome(check, None, time.perf_counter() - t0, files, error=msg)
     secs = time.perf_counter() - t0
@@ -185,6 +191,8 @@ def run_checks(
     load_plugins()
     checks = [CHECKS.get(n) for n in names] if names else [CHECKS.get(n) for n in CHECKS.names()]
     resolve_device(device)  # fail early on an unavailable device
+    if out is not None:
+        check_out_dir(out)  # a file, a read-only mount, no permission: before any check runs
     outcomes = []
     for c in checks:
         o = run_check(c, quick=quick, device=device, seed=seed, out=out)

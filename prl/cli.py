@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from prl.errors import ConfigError, PrlError
+from prl.errors import ConfigError, Interrupted, PrlError
 
 KINDS = ("envs", "algos", "oracles", "checks", "figures")
 
@@ -37,13 +38,27 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _nonneg_int(text: str) -> int:
+def _seed(text: str) -> int:
+    from prl.utils import MAX_SEED
+
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+        v = -1
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer seed in [0, {MAX_SEED}], got {text[:40]!r}"
+        )
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return v
 
 
@@ -88,6 +103,7 @@ def _build_parser() -> _Parser:
 
     ls = sub.add_parser("list", help="list registered envs, algos, oracles, checks, figures")
     ls.add_argument("kind", nargs="?", choices=KINDS, help="what to list (default: everything)")
+    ls.add_argument("--json", action="store_true", help="print the listing as JSON")
 
     r = sub.add_parser(
         "run",
@@ -98,9 +114,16 @@ def _build_parser() -> _Parser:
     )
     r.add_argument("algo", nargs="?", help="algorithm name (prl list algos)")
     r.add_argument("--env", help="environment name (prl list envs)")
-    r.add_argument("--seed", type=_nonneg_int, default=0)
+    r.add_argument("--seed", type=_seed, default=None, help="random seed (default 0)")
     r.add_argument("--steps", type=_positive_int, default=None, help="training budget")
-    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    r.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default: auto")
+    r.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch/BLAS threads, recorded in config.json and kept on resume (default: "
+        "PRL_THREADS or OMP_NUM_THREADS if set, else every available core)",
+    )
     r.add_argument("--out", default="runs", help="parent directory of run directories")
     r.add_argument(
         "--resume",
@@ -110,7 +133,18 @@ def _build_parser() -> _Parser:
         metavar="RUN_DIR",
         help="continue the newest matching run (or RUN_DIR) from its last checkpoint",
     )
-    r.add_argument("--checkpoint-every", type=_positive_int, default=None)
+    r.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        default=None,
+        help="checkpoint every N steps (default: a tenth of the budget)",
+    )
+    r.add_argument(
+        "--checkpoint-minutes",
+        type=_positive_float,
+        default=None,
+        help="also checkpoint at least this often in wall-clock minutes (default 5)",
+    )
     r.add_argument(
         "--env-kw",
         action="append",
@@ -121,14 +155,17 @@ def _build_parser() -> _Parser:
     )
     r.add_argument("--config", dest="config_file", help="YAML file of config field values")
     r.add_argument("--no-progress", action="store_true")
-    r.add_argument("-h", "--help", action="store_true")
+    r.add_argument(
+        "-h", "--help", action="store_true", help="show this help (with ALGO: its fields)"
+    )
+    p.run_parser = r  # type: ignore[attr-defined]  (printed by `prl run --help`)
 
     c = sub.add_parser("check", help="run theory checks (exit 0 iff all passed)")
     c.add_argument("names", nargs="*", metavar="NAME")
     c.add_argument("--all", action="store_true")
     c.add_argument("--quick", action="store_true")
     c.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    c.add_argument("--seed", type=_nonneg_int, default=0)
+    c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--json", action="store_true", help="print results as JSON")
     c.add_argument("--out", default=None, help="write tables/figures here")
 
@@ -149,7 +186,7 @@ def _build_parser() -> _Parser:
     _budget_flags(rp)
     rp.add_argument("--out", default="results")
     rp.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
-    rp.add_argument("--seed", type=_nonneg_int, default=0)
+    rp.add_argument("--seed", type=_seed, default=0)
     rp.add_argument(
         "--only",
         nargs="+",
@@ -165,6 +202,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     load_third_party_plugins()  # the lab's own names come from the index: no family is imported
     kinds = [args.kind] if args.kind else list(KINDS)
+    if args.json:
+        doc = {
+            kind: [
+                {"name": e.name, "description": e.description} for e in REGISTRIES[kind].entries()
+            ]
+            for kind in kinds
+        }
+        _emit_json(doc[args.kind] if args.kind else doc)
+        return 0
     for kind in kinds:
         reg = REGISTRIES[kind]
         if len(kinds) > 1:
@@ -234,19 +280,20 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         if args.algo:
             print(_config_help(args.algo))
         else:
-            _build_parser().parse_args(["run", "--help"])
+            print(_build_parser().run_parser.format_help().rstrip())  # type: ignore[attr-defined]
         return 0
     if not args.algo:
         raise UsageError("prl run: missing ALGO (see prl list algos)")
     if not args.env and args.resume in (False, None):
         raise UsageError("prl run: --env ENV is required (see prl list envs)")
+    from prl.utils import read_text_file
+
     config: dict[str, Any] = {}
     if args.config_file:
         path = Path(args.config_file)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
+        text = read_text_file(path, "config file")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"malformed YAML in {path}: {getattr(exc, 'problem', exc)}") from None
         if not isinstance(loaded, dict):
@@ -265,10 +312,14 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         config=config,
         env_kwargs=dict(args.env_kw),
         checkpoint_every=args.checkpoint_every,
+        checkpoint_minutes=args.checkpoint_minutes,
+        threads=args.threads,
         progress=False if args.no_progress else None,
     )
     shown = {k: v for k, v in res.final.items()}
     print(f"run directory: {res.run_dir}")
+    if res.already_finished:
+        print(f"already finished at step {res.steps_done}: nothing to do")
     print("final: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
     return 0
 
@@ -282,9 +333,12 @@ def _fmt(v: Any) -> str:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from prl.checks import outcomes_json, run_checks
+    from prl.utils import check_out_dir
 
     if not args.names and not args.all:
         raise UsageError("prl check: give check NAMEs or --all (see prl list checks)")
+    if args.out is not None:
+        check_out_dir(args.out)
     names = None if args.all else args.names
     outs = run_checks(
         names,
@@ -295,7 +349,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         echo=None if args.json else print,
     )
     if args.json:
-        print(outcomes_json(outs))
+        _emit_json(outs, outcomes_json)
     else:
         print(f"{sum(o.passed for o in outs)}/{len(outs)} checks passed")
     return 0 if all(o.passed for o in outs) else 1
@@ -307,9 +361,13 @@ def _cmd_figure(args: argparse.Namespace) -> int:
 
     if not args.names and not args.all:
         raise UsageError("prl figure: give a figure NAME or --all (see prl list figures)")
+    from prl.utils import check_out_dir, resolve_device
+
     names = FIGURES.names() if args.all else args.names
     for n in names:
         FIGURES.entry(n)
+    resolve_device(args.device)
+    check_out_dir(args.out)
     ok = True
     for n in names:
         fo = make_figure(n, out=args.out, device=args.device, catch=args.all, **_tier_kw(args))
@@ -350,6 +408,41 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``prl`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # --json: everything any library writes to stdout (even at file-descriptor level, like the
+    # HiGHS banner) goes to stderr; the JSON document is written to the real stdout at the end
+    json_mode = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+    global _JSON_OUT
+    _JSON_OUT = None
+    if not json_mode:
+        return _main(argv)
+    from prl.utils import stdout_to_stderr
+
+    with stdout_to_stderr():
+        code = _main(argv)
+    doc = _JSON_OUT
+    if doc is None:  # an error: its line is on stderr; stdout still holds one JSON document
+        doc = json.dumps({"error": _LAST_ERROR or f"exit status {code}", "status": code})
+    try:
+        sys.stdout.write(doc + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+_JSON_OUT: str | None = None
+_LAST_ERROR: str | None = None
+
+
+def _emit_json(obj: Any, render: Any = None) -> None:
+    """Keep a command's JSON document for :func:`main` to print on the real stdout."""
+    global _JSON_OUT
+    _JSON_OUT = render(obj) if render is not None else json.dumps(obj, indent=2)
+
+
+def _main(argv: list[str]) -> int:
+    global _LAST_ERROR
+    _LAST_ERROR = None
     parser = _build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -369,13 +462,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_reproduce(args)
         raise UsageError(f"prl: unknown command {args.cmd!r}")  # pragma: no cover
     except PrlError as exc:
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        if not msg.startswith("prl"):
-            msg = f"prl: error: {msg}"
-        print(msg, file=sys.stderr)
-        return 2
+        return _fail(" ".join(str(exc).split()) or type(exc).__name__)
+    except Interrupted as exc:
+        print(f"prl: {exc}", file=sys.stderr)
+        _LAST_ERROR = str(exc)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("prl: interrupted", file=sys.stderr)
+        _LAST_ERROR = "interrupted"
         return 130
     except BrokenPipeError:  # e.g. `prl list | head`
         import os
@@ -383,6 +477,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # file-system trouble anywhere: one line, status 2
+        return _fail(_os_message(exc))
+
+
+def _fail(msg: str) -> int:
+    global _LAST_ERROR
+    if not msg.startswith("prl"):
+        msg = f"prl: error: {msg}"
+    _LAST_ERROR = msg
+    print(msg, file=sys.stderr)
+    return 2
+
+
+def _os_message(exc: OSError) -> str:
+    what = exc.strerror or type(exc).__name__
+    where = " → ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{what}: {where}" if where else " ".join(str(exc).split()) or what
 
 
 if __name__ == "__main__":

@@ -20,3 +20,14 @@ class InvalidInputError(PrlError, ValueError):
 
 class ConfigError(PrlError, ValueError):
     """A malformed configuration or command line (unknown fields, wrong types, bad ranges)."""
+
+
+class Interrupted(Exception):
+    """A command stopped by SIGTERM or SIGINT after cleaning up (the CLI exits 128 + signum).
+
+    Not a :class:`PrlError`: nothing was wrong with the input.
+    """
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = int(signum)

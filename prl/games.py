@@ -96,8 +96,13 @@ def _float64(x: Any, name: str, device: Any = None) -> Array:
         t = _torch()
         return x.to(dtype=t.float64, device=device if device is not None else x.device)
     try:
-        arr = np.asarray(x, dtype=np.float64)
+        raw = np.asarray(x)
+        if np.iscomplexobj(raw):  # a cast to float64 would silently drop the imaginary part
+            raise InvalidInputError(f"{name} must be real, got a complex array")
+        arr = raw.astype(np.float64)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
         raise InvalidInputError(
             f"{name} must be a real numeric array, got {type(x).__name__} ({exc})"
         ) from None
@@ -366,6 +371,9 @@ def kl(p: Any, q: Any) -> Array:
     device = _device_of(p, q)
     p, q = _float64(p, "p", device), _float64(q, "q", device)
     ops = _ops(p)
+    for name, x in (("p", p), ("q", q)):
+        if ops.any(x != x):  # NaN is the one value unequal to itself (numpy and torch alike)
+            raise InvalidInputError(f"kl: {name} contains NaN")
     return ops.sum(ops.xlogy(p, p) - ops.xlogy(p, q))
 
 

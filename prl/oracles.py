@@ -214,9 +214,19 @@ class ScoreOracle(Oracle):
         return _check_segment_pair(a, b, type(self).__name__)
 
     def margin(self, a: Items, b: Items) -> np.ndarray:
-        """score(a) − score(b), shape [B]."""
+        """score(a) − score(b), shape [B] (where that overflows, :meth:`_overflow_margin`)."""
         a, b = self._pair(a, b)
-        return self.score(a) - self.score(b)
+        with np.errstate(over="ignore", invalid="ignore"):
+            m = self.score(a) - self.score(b)
+        if np.all(np.isfinite(m)):
+            return m
+        return np.where(np.isfinite(m), m, self._overflow_margin(a, b))
+
+    def _overflow_margin(self, a: Segments, b: Segments) -> np.ndarray:
+        """The margin where score(a) − score(b) is not finite; subclasses that can compute it
+        without forming the scores (e.g. summing reward differences) override this."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.score(a) - self.score(b)
 
     def logit(self, a: Items, b: Items) -> np.ndarray:
         """Log-odds β·margin of a over b (±inf for β = inf, 0 on ties)."""
@@ -250,9 +260,18 @@ class BradleyTerry(ScoreOracle):
                 f"BradleyTerry needs Segments with scalar rewards [B,T], got "
                 f"{getattr(getattr(segments, 'rewards', None), 'shape', type(segments).__name__)}"
             )
+        return self._discounted_sum(segments.rewards, segments)
+
+    def _discounted_sum(self, rewards: np.ndarray, segments: Segments) -> np.ndarray:
         if self.discount == 1.0:
-            return segments.rewards.sum(axis=1)
-        return segments.rewards @ segments.discount_weights(self.discount)
+            return rewards.sum(axis=1)
+        return rewards @ segments.discount_weights(self.discount)
+
+    def _overflow_margin(self, a: Segments, b: Segments) -> np.ndarray:
+        """Σ_t γ^t (r^a_t − r^b_t): the return difference summed step by step, so equal huge
+        returns give exactly 0 (not inf − inf = NaN) when the returns themselves overflow."""
+        with np.errstate(over="ignore"):
+            return self._discounted_sum(a.rewards - b.rewards, a)
 
     def __repr__(self) -> str:
         return f"BradleyTerry(beta={self.beta}, discount={self.discount})"

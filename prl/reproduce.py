@@ -12,7 +12,13 @@ from prl.checks import CheckOutcome, run_check
 from prl.errors import UnknownNameError
 from prl.figure import FigureOutcome, make_figure
 from prl.registry import CHECKS, FIGURES, load_plugins
-from prl.utils import atomic_write_json, atomic_write_text, git_info
+from prl.utils import (
+    atomic_write_json,
+    atomic_write_text,
+    check_out_dir,
+    git_info,
+    resolve_device,
+)
 
 
 def reproduce(
@@ -47,7 +53,8 @@ def reproduce(
             )
         check_names = [n for n in only if n in CHECKS]
         fig_names = [n for n in only if n in FIGURES]
-    out = Path(out)
+    resolve_device(device)  # e.g. cuda without a GPU: one clear error before any work
+    out = check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     c_out: list[CheckOutcome] = []

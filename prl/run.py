@@ -10,6 +10,7 @@ progress bar.
 from __future__ import annotations
 
 import abc
+import contextlib
 import csv
 import dataclasses
 import io
@@ -29,11 +30,19 @@ from prl.config import build_config, config_to_dict
 from prl.errors import ConfigError, InvalidInputError, PrlError
 from prl.registry import ALGOS, ENVS
 from prl.utils import (
+    _json_default,
     atomic_path,
     atomic_write_json,
+    check_out_dir,
+    check_seed,
+    check_threads,
+    clean_stale_tmp,
+    default_threads,
+    dir_lock,
     git_info,
     resolve_device,
     rng_state,
+    run_threads,
     seed_everything,
     set_rng_state,
 )
@@ -43,6 +52,7 @@ __all__ = [
     "RunResult",
     "find_resumable",
     "load_checkpoint",
+    "read_run_config",
     "register_algo",
     "resolve_device",
     "run_experiment",
@@ -52,6 +62,9 @@ __all__ = [
 
 CHECKPOINT = "checkpoint.pt"
 KILL_ENV = "PRL_KILL_AT_STEP"  # fault injection for tests: SIGKILL self once step >= N
+KILL_PHASE_ENV = "PRL_KILL_IN"  # fault injection: "evaluate" = SIGKILL during final evaluation
+DELAY_ENV = "PRL_STEP_DELAY"  # tests of interruption: sleep this many seconds after each step
+DEFAULT_CHECKPOINT_MINUTES = 5.0  # a checkpoint at least this often, besides every steps/10
 
 
 class Learner(abc.ABC):
@@ -129,6 +142,7 @@ class RunResult:
     final: dict[str, float]
     steps_done: int
     resumed: bool
+    already_finished: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +178,17 @@ class MetricsWriter:
         self.path = path
         self.rows: list[dict[str, Any]] = []
         if path.exists():
-            with path.open(newline="") as f:
-                self.rows = list(csv.DictReader(f))
+            try:
+                with path.open(newline="") as f:
+                    self.rows = list(csv.DictReader(f))
+            except (UnicodeDecodeError, csv.Error) as exc:
+                raise InvalidInputError(f"corrupt {path}: {exc}".splitlines()[0]) from None
             if keep_rows is not None:
+                if len(self.rows) < keep_rows:
+                    raise InvalidInputError(
+                        f"{path} has {len(self.rows)} rows but the checkpoint was taken after "
+                        f"{keep_rows}: the run cannot be continued exactly"
+                    )
                 self.rows = self.rows[:keep_rows]
             self._rewrite()
         self.fields: list[str] = list(self.rows[0].keys()) if self.rows else []
@@ -216,6 +238,31 @@ def _validate_env(env: str) -> None:
     ENVS.entry(env)
 
 
+def _probe_env(env: str, env_kwargs: dict[str, Any]) -> None:
+    """Build ``env`` with the user's keyword arguments, reset it and take one random step, so a
+    wrongly typed ``--env-kw`` fails here — before any file — and not at the first training step.
+    """
+    if not env_kwargs:
+        return
+    from prl.envs import make
+
+    what = ", ".join(f"{k}={v!r}" for k, v in env_kwargs.items())
+    e = make(env, **env_kwargs)  # bad names/types of constructor arguments: ConfigError
+    try:
+        e.reset(seed=0)
+        e.action_space.seed(0)
+        e.step(e.action_space.sample())
+    except PrlError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"environment {env!r} fails with --env-kw {what}: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            e.close()
+
+
 def _run_dir_name(algo: str, env: str, seed: int) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{algo}__{env}__{seed}__{stamp}"
@@ -224,7 +271,7 @@ def _run_dir_name(algo: str, env: str, seed: int) -> str:
 def find_resumable(out: Path, algo: str, env: str, seed: int) -> Path | None:
     """The newest run directory of (algo, env, seed) under ``out`` that holds a checkpoint."""
     prefix = f"{algo}__{env}__{seed}__"
-    if not out.exists():
+    if not out.is_dir():
         return None
     cands = sorted(
         (p for p in out.iterdir() if p.is_dir() and p.name.startswith(prefix)),
@@ -236,47 +283,179 @@ def find_resumable(out: Path, algo: str, env: str, seed: int) -> Path | None:
     return None
 
 
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "algo": str,
+    "env": str,
+    "env_kwargs": dict,
+    "seed": int,
+    "steps": int,
+    "config": dict,
+}
+
+
+def read_run_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """A run directory's config.json, checked for the fields a resume needs."""
+    path = Path(run_dir) / "config.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"corrupt {path}: {exc}".splitlines()[0]) from None
+    if not isinstance(meta, dict):
+        raise InvalidInputError(f"corrupt {path}: expected a JSON object")
+    for key, tp in _META_TYPES.items():
+        if key not in meta:
+            raise InvalidInputError(f"corrupt {path}: no {key!r} field")
+        if not isinstance(meta[key], tp) or isinstance(meta[key], bool):
+            raise InvalidInputError(f"corrupt {path}: {key!r} is {meta[key]!r}")
+    if meta.get("threads") is not None:
+        try:
+            check_threads(meta["threads"])
+        except ConfigError:
+            raise InvalidInputError(f"corrupt {path}: 'threads' is {meta['threads']!r}") from None
+    return meta
+
+
+def _norm_json(x: Any) -> Any:
+    return json.loads(json.dumps(x, sort_keys=True, default=_json_default))
+
+
+def _refuse_changes(rdir: Path, meta: dict[str, Any], cls: type[Learner], **given: Any) -> None:
+    """``--resume DIR`` continues DIR as it was started: a different algorithm, environment, seed,
+    device, thread count, environment argument or config value is refused, not ignored."""
+    diffs: list[str] = []
+    for key in ("algo", "env", "seed", "threads"):
+        v = given.get(key)
+        if v not in (None, "") and v != meta.get(key):
+            diffs.append(f"{key} {v!r} (the run has {meta.get(key)!r})")
+    dev = given.get("device")
+    if dev is not None and meta.get("resolved_device") is not None:
+        if str(resolve_device(dev)) != str(meta["resolved_device"]):
+            diffs.append(f"device {dev!r} (the run used {meta['resolved_device']!r})")
+    kw = given.get("env_kwargs")
+    if kw:
+        kw, rec = _norm_json(kw), _norm_json(meta.get("env_kwargs", {}))
+        for k in sorted(kw):
+            if k not in rec or kw[k] != rec[k]:
+                diffs.append(f"--env-kw {k}={kw[k]!r} (the run has {rec.get(k, '(unset)')!r})")
+    cfg = given.get("config")
+    if cfg:
+        asked = _norm_json(config_to_dict(build_config(cls.Config, cfg)))
+        rec = _norm_json(config_to_dict(build_config(cls.Config, meta.get("config", {}))))
+        for k in sorted(cfg):
+            if asked.get(k) != rec.get(k):
+                flag = "--" + k.replace("_", "-")
+                diffs.append(f"{flag} {asked.get(k)!r} (the run has {rec.get(k)!r})")
+    if diffs:
+        raise ConfigError(
+            f"cannot resume {rdir} with a different setting: {'; '.join(diffs)}; "
+            "resume it as it was started or begin a new run"
+        )
+
+
+def _claim_new_dir(run_dir: Path) -> bool:
+    """Create ``run_dir`` for a new run; an existing directory is taken over only when a killed
+    start left it empty (no config.json). Returns whether the directory was created here."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        return True
+    except FileExistsError:
+        if run_dir.is_dir() and not (run_dir / "config.json").exists():
+            leftovers = [p for p in run_dir.iterdir() if not p.name.startswith(".")]
+            if not leftovers:
+                return False
+        raise ConfigError(f"run directory {run_dir} already exists") from None
+
+
 def run_experiment(
     algo: str,
     env: str,
     *,
-    seed: int = 0,
+    seed: int | None = None,
     steps: int | None = None,
-    device: str = "auto",
+    device: str | None = None,
     out: str | os.PathLike[str] = "runs",
     resume: bool | str | os.PathLike[str] = False,
     config: dict[str, Any] | None = None,
     env_kwargs: dict[str, Any] | None = None,
     checkpoint_every: int | None = None,
+    checkpoint_minutes: float | None = None,
+    threads: int | None = None,
     progress: bool | None = None,
     run_dir: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Train ``algo`` on ``env`` into a run directory; resume from its checkpoint when asked.
 
-    Everything is validated before the directory is created, so bad input leaves no files.
+    Everything is validated before the directory is created, so bad input leaves no files. A
+    resumed run keeps every setting it was started with (seed, device, threads, environment and
+    config; a different one is refused) and may only change its budget ``steps`` upwards; a
+    finished run resumed with the same budget is a no-op (``RunResult.already_finished``).
+    ``threads`` (default :func:`prl.utils.default_threads`) is part of the run's config.
     """
     out = Path(out)
-    resumed = False
+    if seed is not None:
+        seed = check_seed(seed)
+    if threads is not None:
+        threads = check_threads(threads, "--threads")
+    if checkpoint_every is not None and (
+        isinstance(checkpoint_every, bool) or int(checkpoint_every) <= 0
+    ):
+        raise ConfigError(f"--checkpoint-every must be positive, got {checkpoint_every!r}")
+    if checkpoint_minutes is not None and not (
+        isinstance(checkpoint_minutes, (int, float))
+        and not isinstance(checkpoint_minutes, bool)
+        and math.isfinite(checkpoint_minutes)
+        and checkpoint_minutes > 0
+    ):
+        raise ConfigError(
+            f"--checkpoint-minutes must be a positive number, got {checkpoint_minutes!r}"
+        )
+    if steps is not None and (
+        isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0
+    ):
+        raise ConfigError(f"--steps must be a positive integer, got {steps!r}")
+    meta: dict[str, Any] | None = None
     if resume:
         rdir = (
             Path(resume)
             if isinstance(resume, (str, os.PathLike)) and not isinstance(resume, bool)
-            else find_resumable(out, algo, env, seed)
+            else find_resumable(out, algo, env, 0 if seed is None else seed)
         )
-        if rdir is None or not (rdir / "config.json").exists():
-            raise ConfigError(
-                f"nothing to resume: no run of {algo} on {env} with seed {seed} under {out}"
+        if rdir is None or not (rdir / "config.json").is_file():
+            s0 = 0 if seed is None else seed
+            what = (
+                f"{rdir} is not a run directory (no config.json)"
+                if rdir is not None
+                else f"no run of {algo} on {env} with seed {s0} under {out}"
             )
-        meta = json.loads((rdir / "config.json").read_text())
-        if (meta["algo"], meta["env"]) != (algo, env) and not isinstance(resume, (str, Path)):
-            raise ConfigError(f"{rdir} is a run of {meta['algo']} on {meta['env']}")
-        algo, env, seed = meta["algo"], meta["env"], int(meta["seed"])
+            raise ConfigError(f"nothing to resume: {what}")
+        meta = read_run_config(rdir)
+        if algo not in (None, "") and algo != meta["algo"]:
+            raise ConfigError(
+                f"cannot resume {rdir} as {algo}: it is a run of {meta['algo']} on {meta['env']}"
+            )
+        cls = _learner_class(meta["algo"])
+        _refuse_changes(
+            rdir,
+            meta,
+            cls,
+            env=env,
+            seed=seed,
+            threads=threads,
+            device=device,
+            env_kwargs=env_kwargs,
+            config=config,
+        )
+        algo, env, seed = meta["algo"], meta["env"], check_seed(meta["seed"])
         env_kwargs = meta.get("env_kwargs", {})
         config = meta.get("config", {})
         steps = int(meta["steps"]) if steps is None else int(steps)
         checkpoint_every = checkpoint_every or meta.get("checkpoint_every")
+        checkpoint_minutes = checkpoint_minutes or meta.get("checkpoint_minutes")
+        threads = meta.get("threads") or threads
+        device = meta.get("resolved_device") or meta.get("device") or "auto"
         run_dir = rdir
-        resumed = True
+    seed = 0 if seed is None else seed
+    device = "auto" if device is None else device
 
     cls = _learner_class(algo)
     _validate_env(env)
@@ -284,60 +463,180 @@ def run_experiment(
     cfg = build_config(cls.Config, config)
     if steps is None:
         steps = int(getattr(cfg, "steps", cls.default_steps) or cls.default_steps)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
-        raise ConfigError(f"--steps must be a positive integer, got {steps!r}")
-    if checkpoint_every is not None and checkpoint_every <= 0:
-        raise ConfigError(f"--checkpoint-every must be positive, got {checkpoint_every!r}")
     cls.check_env(env, env_kwargs)
     dev = resolve_device(device)
-    seed_everything(int(seed))
-    learner = cls(cfg, env, env_kwargs, int(seed), dev)  # may raise PrlError: no files yet
-    learner.total_steps = int(steps)
+    threads = int(threads or default_threads())
+    if checkpoint_minutes is None:
+        checkpoint_minutes = DEFAULT_CHECKPOINT_MINUTES
+    if meta is None:
+        if run_dir is None:
+            check_out_dir(out)
+        else:
+            check_out_dir(Path(run_dir).parent, "run directory parent")
+        with run_threads(threads):
+            _probe_env(env, env_kwargs)
 
-    created = False
+    if meta is not None:
+        return _resume(
+            cls, cfg, meta, Path(run_dir), int(steps), dev, threads, checkpoint_every,
+            float(checkpoint_minutes), progress,
+        )  # fmt: skip
+
     if run_dir is None:
         run_dir = out / _run_dir_name(algo, env, int(seed))
         while run_dir.exists():  # two runs in the same second
             run_dir = run_dir.with_name(run_dir.name + "_")
     run_dir = Path(run_dir)
+    with run_threads(threads):
+        seed_everything(int(seed))
+        learner = cls(cfg, env, env_kwargs, int(seed), dev)  # may raise PrlError: no files yet
+        learner.total_steps = int(steps)
+        try:
+            created = _claim_new_dir(run_dir)
+            with dir_lock(run_dir, "run directory"):
+                try:
+                    atomic_write_json(
+                        run_dir / "config.json",
+                        {
+                            "algo": algo,
+                            "env": env,
+                            "env_kwargs": env_kwargs,
+                            "seed": int(seed),
+                            "steps": int(steps),
+                            "device": str(device),
+                            "resolved_device": str(dev),
+                            "threads": threads,
+                            "checkpoint_every": checkpoint_every,
+                            "checkpoint_minutes": checkpoint_minutes,
+                            "config": config_to_dict(cfg),
+                            "git": git_info(),
+                            "step_unit": cls.step_unit,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        },
+                    )
+                    return _loop(
+                        learner, run_dir, int(steps), checkpoint_every, float(checkpoint_minutes),
+                        progress, None, False, algo, None,
+                    )  # fmt: skip
+                except BaseException:
+                    if (
+                        not (run_dir / "metrics.csv").exists()
+                        and not (run_dir / CHECKPOINT).exists()
+                    ):
+                        _remove_new_dir(run_dir, created)  # nothing worth keeping
+                    raise
+        finally:
+            learner.close()
+
+
+def _remove_new_dir(run_dir: Path, created: bool) -> None:
+    """Remove what a failed start wrote into ``run_dir`` (the whole directory if it made it)."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for p in run_dir.iterdir():
+        with contextlib.suppress(OSError):
+            p.unlink()
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
+def _resume(
+    cls: type[Learner],
+    cfg: Any,
+    meta: dict[str, Any],
+    run_dir: Path,
+    steps: int,
+    dev: Any,
+    threads: int,
+    checkpoint_every: int | None,
+    checkpoint_minutes: float,
+    progress: bool | None,
+) -> RunResult:
+    """Continue ``run_dir`` from its checkpoint (or from scratch when it has none yet)."""
     ckpt_path = run_dir / CHECKPOINT
-    keep_rows: int | None = None
-    try:
-        if resumed and ckpt_path.exists():
-            state = load_checkpoint(ckpt_path)
-            learner.load_state_dict(state["learner"])
-            keep_rows = int(state["metrics_rows"])
-        elif resumed:
+    with dir_lock(run_dir, "run directory"), run_threads(threads):
+        clean_stale_tmp(run_dir)
+        final_path = run_dir / "final.json"
+        if final_path.exists() and steps == int(meta["steps"]):
+            try:
+                final = json.loads(final_path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                final = None  # a corrupt final.json: redo the evaluation below
+            if isinstance(final, dict):
+                return RunResult(
+                    run_dir=run_dir,
+                    final=final,
+                    steps_done=int(final.get("step", steps)),
+                    resumed=True,
+                    already_finished=True,
+                )
+        seed = int(meta["seed"])
+        seed_everything(seed)
+        learner = cls(cfg, meta["env"], meta.get("env_kwargs", {}), seed, dev)
+        try:
             keep_rows = 0
-        else:
-            run_dir.mkdir(parents=True, exist_ok=False)
-            created = True
-            atomic_write_json(
-                run_dir / "config.json",
-                {
-                    "algo": algo,
-                    "env": env,
-                    "env_kwargs": env_kwargs,
-                    "seed": int(seed),
-                    "steps": int(steps),
-                    "device": str(device),
-                    "resolved_device": str(dev),
-                    "checkpoint_every": checkpoint_every,
-                    "config": config_to_dict(cfg),
-                    "git": git_info(),
-                    "step_unit": cls.step_unit,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                },
-            )
-        return _loop(
-            learner, run_dir, int(steps), checkpoint_every, progress, keep_rows, resumed, algo
-        )
-    except BaseException:
-        if created and not (run_dir / "metrics.csv").exists() and not ckpt_path.exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping
+            last: dict[str, Any] | None = None
+            if ckpt_path.exists():
+                state = load_checkpoint(ckpt_path)
+                _restore(learner, state, ckpt_path)
+                keep_rows = int(state["metrics_rows"])
+                if "last_row" in state:
+                    last = json.loads(state["last_row"])
+            if steps < learner.steps_done:
+                raise ConfigError(
+                    f"{run_dir} has already trained {learner.steps_done} {cls.step_unit}; "
+                    f"--steps {steps} is below that (begin a new run for a smaller budget)"
+                )
+            learner.total_steps = int(steps)
+            # checks metrics.csv against the checkpoint before anything is rewritten
+            writer = MetricsWriter(run_dir / "metrics.csv", keep_rows=keep_rows)
+            if last is None and writer.rows:  # a checkpoint of an older prl: the last kept row
+                last = {k: _parse_cell(v) for k, v in writer.rows[-1].items() if v}
+            if steps != int(meta["steps"]):  # the budget grows: config.json says so first
+                final_path.unlink(missing_ok=True)
+                atomic_write_json(run_dir / "config.json", {**meta, "steps": int(steps)})
+            algo = meta["algo"]
+            return _loop(
+                learner, run_dir, steps, checkpoint_every, checkpoint_minutes, progress,
+                writer, True, algo, last,
+            )  # fmt: skip
+        finally:
+            learner.close()
+
+
+def _restore(learner: Learner, state: Any, path: Path) -> None:
+    """Load a checkpoint payload into ``learner``; a payload of the wrong structure is an
+    InvalidInputError naming the file, never a traceback."""
+    if (
+        not isinstance(state, dict)
+        or "learner" not in state
+        or not isinstance(state.get("metrics_rows"), int)
+    ):
+        raise InvalidInputError(f"checkpoint {path} has the wrong structure (not a prl checkpoint)")
+    try:
+        learner.load_state_dict(state["learner"])
+    except PrlError:
         raise
-    finally:
-        learner.close()
+    except Exception as exc:
+        raise InvalidInputError(
+            f"checkpoint {path} does not fit {type(learner).__name__}: "
+            f"{type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
+
+
+def _parse_cell(text: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(text, text)
+
+
+def _now() -> float:
+    """Monotonic clock of the wall-clock checkpoints (patched by tests)."""
+    return time.monotonic()
 
 
 def _loop(
@@ -345,19 +644,25 @@ def _loop(
     run_dir: Path,
     steps: int,
     checkpoint_every: int | None,
+    checkpoint_minutes: float,
     progress: bool | None,
-    keep_rows: int | None,
+    writer: MetricsWriter | None,
     resumed: bool,
     algo: str,
+    last: dict[str, Any] | None,
 ) -> RunResult:
     from tqdm.auto import tqdm
 
-    writer = MetricsWriter(run_dir / "metrics.csv", keep_rows=keep_rows)
+    if writer is None:
+        writer = MetricsWriter(run_dir / "metrics.csv")
     tb = _tensorboard(run_dir)
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
+    delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     every = checkpoint_every or max(1, steps // 10)
+    interval = 60.0 * checkpoint_minutes
     next_ckpt = (learner.steps_done // every + 1) * every
-    last: dict[str, float] = {}
+    last_ckpt_time = _now()
+    last = dict(last or {})
     bar = tqdm(
         total=steps,
         initial=min(learner.steps_done, steps),
@@ -384,19 +689,32 @@ def _loop(
                         tb.add_scalar(k, v, row["step"])
             last = row
             bar.update(min(learner.steps_done, steps) - bar.n)
-            if learner.steps_done >= next_ckpt or learner.steps_done >= steps:
+            if (
+                learner.steps_done >= next_ckpt
+                or learner.steps_done >= steps
+                or _now() - last_ckpt_time >= interval
+            ):
                 save_checkpoint(
                     run_dir / CHECKPOINT,
-                    {"learner": learner.state_dict(), "metrics_rows": len(writer.rows)},
+                    {
+                        "learner": learner.state_dict(),
+                        "metrics_rows": len(writer.rows),
+                        "last_row": json.dumps(row, default=_json_default),
+                    },
                 )
+                last_ckpt_time = _now()
                 next_ckpt = (learner.steps_done // every + 1) * every
             if kill_at and learner.steps_done >= kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if delay:
+                time.sleep(delay)
     finally:
         bar.close()
         if tb is not None:
             tb.close()
-    final = {**{k: v for k, v in last.items()}, **learner.evaluate()}
+    final = {**last, **learner.evaluate()}
+    if os.environ.get(KILL_PHASE_ENV) == "evaluate":
+        os.kill(os.getpid(), signal.SIGKILL)  # fault injection: killed during final evaluation
     atomic_write_json(run_dir / "final.json", final)
     return RunResult(run_dir=run_dir, final=final, steps_done=learner.steps_done, resumed=resumed)
 
