@@ -94,6 +94,38 @@ def _budget_flags(p: argparse.ArgumentParser) -> None:
         help="where mid/full runs go: local process pool or a Ray cluster",
     )
     p.add_argument("--workers", type=_positive_int, default=None)
+    _threads_flag(p)
+
+
+def _threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch/BLAS threads of every run inside (default: PRL_THREADS or OMP_NUM_THREADS if "
+        "set, else 1: these workloads are many small networks, fastest single-threaded)",
+    )
+
+
+def _many_small_runs_threads(args: argparse.Namespace) -> None:
+    """check/figure/reproduce: one thread per run unless asked otherwise.
+
+    Their workloads are many small networks and tensor ops, where a second thread only spins:
+    ``prl reproduce --quick`` measured 595 s with two threads against 177 s with one on the
+    2-core machine (benchmarks/RESULTS.md). The setting reaches every nested run through
+    ``PRL_THREADS`` (each run records it in its config).
+    """
+    import os
+
+    from prl.utils import default_threads, thread_env
+
+    n = args.threads
+    if n is None:
+        user = any(
+            os.environ.get(v, "").strip().isdigit() for v in ("PRL_THREADS", "OMP_NUM_THREADS")
+        )
+        n = default_threads() if user else 1
+    os.environ.update(thread_env(n))
 
 
 def _build_parser() -> _Parser:
@@ -168,6 +200,7 @@ def _build_parser() -> _Parser:
     c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--json", action="store_true", help="print results as JSON")
     c.add_argument("--out", default=None, help="write tables/figures here")
+    _threads_flag(c)
 
     f = sub.add_parser("figure", help="regenerate a paper figure (CSV + PNG)")
     f.add_argument("names", nargs="*", metavar="NAME")
@@ -335,6 +368,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from prl.checks import outcomes_json, run_checks
     from prl.utils import check_out_dir
 
+    _many_small_runs_threads(args)
     if not args.names and not args.all:
         raise UsageError("prl check: give check NAMEs or --all (see prl list checks)")
     if args.out is not None:
@@ -359,6 +393,7 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     from prl.figure import make_figure
     from prl.registry import FIGURES
 
+    _many_small_runs_threads(args)
     if not args.names and not args.all:
         raise UsageError("prl figure: give a figure NAME or --all (see prl list figures)")
     from prl.utils import check_out_dir, resolve_device
@@ -399,6 +434,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from prl.reproduce import reproduce
 
+    _many_small_runs_threads(args)
     checks, figs = reproduce(
         args.out, device=args.device, seed=args.seed, only=args.only, **_tier_kw(args)
     )
