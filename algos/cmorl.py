@@ -1079,6 +1079,64 @@ class CMORL(Learner):
         for e in [*self.envs, self.eval_env]:
             e.close()
 
+    # ---- acting (SB3's predict, morl-baselines' eval) -----------------------------------
+    def archive_policy(self, w: Any = None) -> ActorCritic:
+        """The archived policy with the largest scalarized return w·G (w: equal weights if None)."""
+        if len(self.archive) == 0:
+            raise InvalidInputError("C-MORL's Pareto archive is empty: train before acting")
+        w = np.full(self.K, 1.0 / self.K) if w is None else np.asarray(w, dtype=np.float64)
+        if w.shape != (self.K,) or not np.all(np.isfinite(w)):
+            raise InvalidInputError(f"w must be {self.K} finite weights, got shape {w.shape}")
+        i = int(np.argmax(self.archive.points @ w))
+        state = self.archive.payloads[i]["state"]
+        cache = self.__dict__.setdefault("_acting_cache", {})
+        if id(state) not in cache:
+            pol = ActorCritic(
+                self.encoder.dim,
+                self.K,
+                tuple(self.config.hidden),
+                self.discrete,
+                self.act_dim,
+                self.config.normalize_obs and self.encoder.normalizable,
+                torch.Generator(),  # weights are overwritten: the training generators stay put
+            ).to(self.dev)
+            pol.load_state_dict(state)
+            cache.clear()
+            cache[id(state)] = (state, pol)
+        return cache[id(state)][1]
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+        w: Any = None,
+    ) -> tuple[Any, Any]:
+        """SB3's ``predict``: ``(actions, state)`` of :meth:`archive_policy` for a batch of
+        observations (or one), so SB3's ``evaluate_policy`` runs it on a scalarized env."""
+        pol = self.archive_policy(w)
+        obs = np.asarray(observation)
+        space_shape = tuple(self.envs[0].observation_space.shape or ())
+        single = obs.shape == space_shape
+        batch = obs[None] if single else obs
+        gen = self.__dict__.get("_acting_gen")
+        if gen is None:  # its own stream: acting never moves the training generators
+            gen = torch.Generator(device=self.dev)
+            gen.manual_seed(self.seed)
+            self._acting_gen = gen
+        a, _ = pol.act(self._feats(list(batch)), gen, deterministic)
+        acts = a.cpu().numpy()
+        if not self.discrete:
+            acts = np.clip(acts, self.act_low, self.act_high).astype(np.float32)
+        return (acts[0] if single else acts), state
+
+    def eval(self, obs: Any, w: Any = None) -> Any:
+        """morl-baselines' ``eval(obs, w)``: the action of the archived policy best for weights
+        ``w`` on one observation (greedy/mean action)."""
+        a, _ = self.predict(obs, deterministic=True, w=w)
+        return int(a) if self.discrete else a
+
 
 @register_algo(
     "cmorl_stage1",

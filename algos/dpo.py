@@ -39,7 +39,14 @@ import torch
 import torch.nn.functional as F
 
 from prl.algos.spo import as_games, as_policy
-from prl.common.losses import _check_flip_rate, bt_loss, dpo_loss, ipo_loss, rdpo_loss
+from prl.common.losses import (
+    TRL_LOSS_TYPES,
+    _check_flip_rate,
+    bt_loss,
+    dpo_loss,
+    ipo_loss,
+    rdpo_loss,
+)
 from prl.config import option, require
 from prl.errors import ConfigError, InvalidInputError
 from prl.run import Learner, register_algo
@@ -80,6 +87,7 @@ LOSSES: dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {
     "dpo": dpo_loss,
     "ipo": ipo_loss,
     "rdpo": rdpo_loss,
+    "sigmoid": dpo_loss,  # TRL's loss_type name (prl.common.losses.trl_loss: the others, ε)
 }
 
 
@@ -798,8 +806,23 @@ class BTRunConfig:
     )
     ref_logit_scale: float = option(0.0, "std of the reference policy's logits (0 = uniform μ)")
     ref_seed: int = option(0, "seed of the reference policy's logits")
+    loss_type: str | None = option(
+        None, "TRL's loss_type (dpo/ipo only): sigmoid = DPO, ipo = IPO, robust = rDPO"
+    )
+    label_smoothing: float = option(
+        0.0, "TRL's label_smoothing ε: sigmoid → conservative DPO, robust → rDPO's flip rate"
+    )
 
     def validate(self) -> None:
+        require(
+            self.loss_type in (None, *TRL_LOSS_TYPES),
+            f"loss_type must be one of {', '.join(TRL_LOSS_TYPES)}, got {self.loss_type!r}",
+        )
+        require(0 <= self.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5)")
+        require(
+            not (self.loss_type == "ipo" and self.label_smoothing),
+            "loss_type 'ipo' takes no label_smoothing",
+        )
         require(math.isfinite(self.beta) and self.beta > 0, f"beta must be > 0, got {self.beta}")
         require(self.batch > 0, f"batch must be positive, got {self.batch}")
         require(math.isfinite(self.l2) and self.l2 >= 0, f"l2 must be ≥ 0, got {self.l2}")
@@ -829,6 +852,8 @@ class BTBaselineLearner(Learner):
         from prl import envs
         from prl.games import regularized_nash
 
+        if self.kind == "rlhf" and (config.loss_type or config.label_smoothing):
+            raise ConfigError(f"{self.algo_name} takes no loss_type/label_smoothing (dpo, ipo do)")
         super().__init__(config, env, env_kwargs, seed, device)
         self.env = envs.make(env, **env_kwargs)
         self.P = as_games(self.env.unwrapped.P, device)
@@ -850,6 +875,14 @@ class BTBaselineLearner(Learner):
         d = self.data
         d = PairData(d.first, d.second, d.label, torch.full_like(d.label, 1.0 / d.label.shape[1]))
         fit = {"rlhf": rlhf_policy, "dpo": dpo_policy, "ipo": ipo_policy}[self.kind]
+        lt, eps = self.config.loss_type, float(self.config.label_smoothing)
+        if lt == "ipo":
+            fit = ipo_policy
+        elif lt == "robust":
+            fit = functools.partial(_rdpo_fit, eps)
+        elif lt == "sigmoid":
+            fit = dpo_policy
+            d = PairData(d.first, d.second, d.label * (1.0 - 2.0 * eps) + eps, d.weight)
         n = self.P.shape[-1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -893,6 +926,11 @@ class BTBaselineLearner(Learner):
 
     def close(self) -> None:
         self.env.close()
+
+
+def _rdpo_fit(eps: float, data: PairData, beta: float, *args: Any) -> Tensor:
+    """:func:`rdpo_policy` with the flip rate first (TRL's ``robust`` with label_smoothing ε)."""
+    return rdpo_policy(data, beta, eps, *args)
 
 
 @register_algo(

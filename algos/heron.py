@@ -366,9 +366,15 @@ class TrueRewardPPO(EpisodicPPO):
     that rollout's buffer is rescaled in place and GAE recomputed."""
 
     def __init__(
-        self, policy: Any, env: Any, *, holder: _Scale, auto_scale: bool, **kwargs: Any
+        self,
+        policy: Any,
+        env: Any,
+        *,
+        holder: _Scale | None = None,
+        auto_scale: bool = False,
+        **kwargs: Any,
     ) -> None:
-        self.holder = holder
+        self.holder = holder if holder is not None else _Scale(1.0)  # None: SB3's load
         self.scale_pending = bool(auto_scale)
         super().__init__(policy, env, **kwargs)
 

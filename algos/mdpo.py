@@ -38,7 +38,7 @@ import torch
 from gymnasium import spaces
 from torch.nn import functional as F
 
-from prl.common.sb3 import SB3Learner
+from prl.common.sb3 import RunDirLoad, SB3Learner
 from prl.config import alias, option, require, resolve_aliases
 from prl.errors import ConfigError, InvalidInputError
 from prl.mdp import policy_evaluation_torch, q_from_v_torch
@@ -373,7 +373,7 @@ def _kl_per_state(
     return kl.sum(-1) if kl.ndim > 1 else kl
 
 
-class MDPOOnPolicy(PPO):
+class MDPOOnPolicy(RunDirLoad, PPO):
     """On-policy MDPO: PPO's rollouts and GAE, but the policy takes ``sgd_steps`` full-batch Adam
     steps on −E[ratio·Â] + KL(π_θ ‖ π_k)/t_k (no clipping), t_k = 1 − k/K over
     ``anneal_timesteps``; the value function is fitted separately (its own optimizer, ``n_epochs``
@@ -510,7 +510,7 @@ class MDPOOnPolicy(PPO):
         return [*super()._excluded_save_params(), "vf_optimizer", "_vf_params", "_pi_params"]
 
 
-class MDPOOffPolicy(SAC):
+class MDPOOffPolicy(RunDirLoad, SAC):
     """Off-policy MDPO: SAC with the actor loss E[c log π_θ + (λ − c) log π_k − min_i Q_i], the old
     actor π_k copied every ``copy_every`` env steps, c = 1/t_k (t_k = 1 − k/K over
     ``anneal_timesteps``) or a constant ``kl_coef``; λ = ``ent_coef`` (a fixed number). With

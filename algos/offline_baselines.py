@@ -502,6 +502,26 @@ class OfflineLearner(Learner):
         """The policy that :meth:`evaluate` runs."""
         return self.policy
 
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
+        """SB3's ``predict``: ``(actions, state)`` of :meth:`eval_policy` for a batch of
+        observations (or one observation), so SB3's ``evaluate_policy`` runs it."""
+        pol = self.eval_policy()
+        obs = np.asarray(observation)
+        single = obs.shape == tuple(self.obs_space.shape)
+        was = pol.training
+        pol.eval()
+        try:
+            a = pol.act(obs[None] if single else obs, deterministic=deterministic)
+        finally:
+            pol.train(was)
+        return (a[0] if single else a), state
+
     def new_policy(self) -> OfflinePolicy:
         """A fresh policy network on the device."""
         cfg = self.config

@@ -58,7 +58,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from prl.common.ppo import clipped_surrogate, gae_recursion
-from prl.common.sb3 import SB3Learner
+from prl.common.sb3 import RunDirLoad, SB3Learner
 from prl.config import option, require
 from prl.errors import ConfigError, InvalidInputError
 from prl.run import register_algo
@@ -409,7 +409,7 @@ class PostDecisionActorCriticPolicy(ActorCriticPolicy):
 # the algorithm
 
 
-class PDPPO(PPO):
+class PDPPO(RunDirLoad, PPO):
     """PPO with a post-decision rollout buffer, critics V(s) and V^x(s^x) and a max advantage.
 
     Extra arguments over SB3's PPO: ``advantage`` ("max", "mean", "v", "vx"; module docstring)

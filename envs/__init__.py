@@ -71,7 +71,13 @@ def names() -> list[str]:
 
 
 def make(name: str, **kwargs: Any) -> gymnasium.Env:
-    """Build the environment registered as ``name`` with keyword arguments ``kwargs``."""
+    """Build the environment registered as ``name`` with keyword arguments ``kwargs``.
+
+    A name the lab does not register but gymnasium does (``Pendulum-v1``, ``CartPole-v1``, ...)
+    is built by ``gymnasium.make(name, **kwargs)``; any other name raises UnknownNameError.
+    """
+    if name not in ENVS and name in gymnasium.registry:
+        return _make_gymnasium(name, kwargs)
     factory = ENVS.get(name)  # unknown name → UnknownNameError
     try:
         inspect.signature(factory).bind(**kwargs)
@@ -90,6 +96,18 @@ def make(name: str, **kwargs: Any) -> gymnasium.Env:
         raise ConfigError(
             f"bad arguments for environment {name!r} ({what}): {exc}".splitlines()[0]
         ) from None
+
+
+def _make_gymnasium(name: str, kwargs: dict[str, Any]) -> gymnasium.Env:
+    """``gymnasium.make(name, **kwargs)``, its failures turned into one-line ConfigErrors."""
+    try:
+        return gymnasium.make(name, **kwargs)
+    except PrlError:
+        raise
+    except Exception as exc:  # missing optional dependency, bad kwargs, ...
+        what = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        msg = f"cannot build gymnasium environment {name!r} ({what}): {type(exc).__name__}: {exc}"
+        raise ConfigError(msg.splitlines()[0]) from None
 
 
 __all__ = [

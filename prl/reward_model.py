@@ -49,6 +49,7 @@ from prl.types import Preferences, Segments
 
 __all__ = [
     "EnsembleMLP",
+    "ModuleReward",
     "PairBatch",
     "RewardModel",
     "RewardModelTrainer",
@@ -235,6 +236,87 @@ class RewardModel(nn.Module):
             self.train(was)
 
 
+class ModuleReward(nn.Module):
+    """Any torch module ``module(obs, act) -> r`` as a one-member reward model (the interface
+    :class:`RewardModelTrainer` trains): ``obs [*batch, ...]`` and ``act [*batch, ...]`` arrive
+    as tensors on the module's device (float32 for float data, integers as they are), and the
+    module returns rewards ``[*batch]`` (or ``[*batch, 1]``)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise InvalidInputError(
+                f"module must be a torch.nn.Module, got {type(module).__name__}"
+            )
+        self.module = module
+
+    ensemble_size = 1
+
+    def _param(self) -> torch.Tensor:
+        for t in itertools.chain(self.module.parameters(), self.module.buffers()):
+            return t
+        return torch.zeros(())
+
+    @staticmethod
+    def _tensor(x: Any, device: torch.device) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+        if t.is_floating_point():
+            t = t.to(torch.float32)
+        return t.to(device)
+
+    def forward(self, obs: Any, actions: Any, batch_shape: Any = None) -> torch.Tensor:
+        """The module's reward as one member ``[1, *batch]``.
+
+        ``batch_shape`` (when known) is checked exactly; otherwise a trailing size-1 axis of
+        the output (a reward head's) is dropped and the rest must lead the observations' shape.
+        """
+        dev = self._param().device
+        o, a = self._tensor(obs, dev), self._tensor(actions, dev)
+        r = self.module(o, a)
+        if not isinstance(r, torch.Tensor):
+            raise InvalidInputError(
+                f"the reward module must return a tensor, got {type(r).__name__}"
+            )
+        if batch_shape is not None:
+            want = tuple(batch_shape)
+            ok = tuple(r.shape) in (want, (*want, 1))
+        else:
+            if r.ndim >= 2 and r.shape[-1] == 1:
+                r = r[..., 0]
+            want = tuple(r.shape)
+            ok = r.ndim >= 1 and want == tuple(o.shape[: r.ndim])
+        if not ok:
+            raise InvalidInputError(
+                f"the reward module must map obs {tuple(o.shape)} and actions "
+                f"{tuple(a.shape)} to rewards over their batch axes, got {tuple(r.shape)}"
+            )
+        return r.reshape(want).unsqueeze(0)
+
+    def forward_members(self, obs: Any, actions: Any) -> torch.Tensor:
+        """Member-specific inputs ``[1, *batch, ...]`` → ``[1, *batch]``."""
+        return self.forward(obs, actions)[0]
+
+    def reward(self, obs: Any, actions: Any) -> torch.Tensor:
+        """The reward ``[*batch]``."""
+        return self.forward(obs, actions)[0]
+
+    def segment_returns(
+        self, obs: Any, actions: Any, discount: float = 1.0, valid: Any = None
+    ) -> torch.Tensor:
+        """Σ_t γ^t r(s_t, a_t) for segments ``[B, T, ...]`` → ``[1, B]``."""
+        return discounted_sum(self.forward(obs, actions), discount, valid)
+
+    @torch.no_grad()
+    def reward_numpy(self, obs: Any, actions: Any) -> np.ndarray:
+        """The reward as a float64 numpy array (no gradient)."""
+        was = self.training
+        self.eval()
+        try:
+            return self.reward(obs, actions).double().cpu().numpy()
+        finally:
+            self.train(was)
+
+
 def discounted_sum(r: torch.Tensor, discount: float = 1.0, valid: Any = None) -> torch.Tensor:
     """Σ_t γ^t r[..., t] over the last axis, counting only ``valid`` steps when given."""
     T = r.shape[-1]
@@ -370,18 +452,24 @@ class PairBatch:
 
 
 class RewardModelTrainer:
-    """Fits a :class:`RewardModel` to segment preferences with Adam on :func:`bt_loss`."""
+    """Fits a :class:`RewardModel` — or any torch module ``(obs, act) → r``, wrapped in
+    :class:`ModuleReward` — to segment preferences with Adam on :func:`bt_loss`."""
 
     def __init__(
         self,
-        model: RewardModel,
+        model: RewardModel | nn.Module,
         lr: float = 3e-4,
         batch_size: int = 64,
         weight_decay: float = 0.0,
         discount: float = 1.0,
     ):
-        if not isinstance(model, RewardModel):
-            raise InvalidInputError(f"model must be a RewardModel, got {type(model).__name__}")
+        if not isinstance(model, (RewardModel, ModuleReward)):
+            if not isinstance(model, nn.Module):
+                raise InvalidInputError(
+                    "model must be a RewardModel or a torch module (obs, act) -> r, got "
+                    f"{type(model).__name__}"
+                )
+            model = ModuleReward(model)  # any (obs, act) → r module
         if not (lr > 0 and batch_size >= 1 and weight_decay >= 0 and 0 < discount <= 1):
             raise InvalidInputError(
                 f"need lr > 0, batch_size >= 1, weight_decay >= 0, discount in (0, 1], got "
@@ -404,6 +492,11 @@ class RewardModelTrainer:
 
     def _returns(self, b: PairBatch, members: bool) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.model.forward_members if members else self.model.forward
+        if isinstance(self.model, ModuleReward):  # the batch axes are known: [*pairs, T]
+            k, m = b.label.ndim + 1, self.model
+            ra = discounted_sum(m(b.obs_a, b.act_a, b.obs_a.shape[:k]), self.discount, b.valid_a)
+            rb = discounted_sum(m(b.obs_b, b.act_b, b.obs_b.shape[:k]), self.discount, b.valid_b)
+            return (ra[0], rb[0]) if members else (ra, rb)
         ra = discounted_sum(f(b.obs_a, b.act_a), self.discount, b.valid_a)
         rb = discounted_sum(f(b.obs_b, b.act_b), self.discount, b.valid_b)
         return ra, rb

@@ -119,6 +119,21 @@ class Learner(abc.ABC):
     def close(self) -> None:  # noqa: B027
         """Release environments and other resources."""
 
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, Any]:
+        """SB3's ``predict``: ``(actions, state)`` for a batch of observations."""
+        from prl.common.acting import predict_from_policy
+
+        return predict_from_policy(self, observation, deterministic), state
+
+    def export(self, run_dir: Path) -> None:  # noqa: B027
+        """Write the trained model in its library's own format into ``run_dir`` (default: none)."""
+
 
 def register_algo(name: str, *, description: str = "", **meta: Any) -> Any:
     """Class decorator registering a :class:`Learner` subclass under ``name``."""
@@ -234,8 +249,16 @@ def _learner_class(algo: str) -> type[Learner]:
     return ALGOS.get(algo)  # imports only the module that registers ``algo``
 
 
-def _validate_env(env: str) -> None:
+def _validate_env(env: str, cls: Any = None) -> None:
+    if getattr(cls, "gymnasium_ids", False) and env not in ENVS and _is_gymnasium_id(env):
+        return  # SB3-based learners run on any gymnasium id (prl.envs.make falls back to it)
     ENVS.entry(env)
+
+
+def _is_gymnasium_id(env: str) -> bool:
+    import gymnasium
+
+    return env in gymnasium.registry
 
 
 def _probe_env(env: str, env_kwargs: dict[str, Any]) -> None:
@@ -458,7 +481,7 @@ def run_experiment(
     device = "auto" if device is None else device
 
     cls = _learner_class(algo)
-    _validate_env(env)
+    _validate_env(env, cls)
     env_kwargs = dict(env_kwargs or {})
     cfg = build_config(cls.Config, config)
     if steps is None:
@@ -716,6 +739,7 @@ def _loop(
     if os.environ.get(KILL_PHASE_ENV) == "evaluate":
         os.kill(os.getpid(), signal.SIGKILL)  # fault injection: killed during final evaluation
     atomic_write_json(run_dir / "final.json", final)
+    learner.export(run_dir)  # e.g. SB3's model.zip beside checkpoint.pt (SB3Learner.export)
     return RunResult(run_dir=run_dir, final=final, steps_done=learner.steps_done, resumed=resumed)
 
 
@@ -755,7 +779,7 @@ def train(
     Used by figures and checks that run many short trainings; same seeding as ``prl run``.
     """
     cls = _learner_class(algo)
-    _validate_env(env)
+    _validate_env(env, cls)
     cfg = build_config(cls.Config, config)
     total = int(steps if steps is not None else getattr(cfg, "steps", cls.default_steps))
     if total <= 0:

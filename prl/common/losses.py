@@ -13,6 +13,8 @@ always did, so results are bit-identical to the former per-module copies.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,7 +23,17 @@ from torch.nn import functional as F
 
 from prl.errors import InvalidInputError
 
-__all__ = ["bt_loss", "bt_nll", "dpo_loss", "ipo_loss", "masked_mean", "rdpo_loss"]
+__all__ = [
+    "TRL_LOSS_TYPES",
+    "bt_loss",
+    "bt_nll",
+    "dpo_loss",
+    "ipo_loss",
+    "masked_mean",
+    "rdpo_loss",
+    "smoothed_dpo_loss",
+    "trl_loss",
+]
 
 
 def bt_nll(logit: Tensor, label: Any, logit_b: Tensor | None = None) -> Tensor:
@@ -83,3 +95,36 @@ def rdpo_loss(h: Tensor, label: Tensor, beta: float, eps: float = 0.1) -> Tensor
     kept = bt_loss(h, label, beta)
     flipped = bt_loss(h, 1.0 - label, beta)
     return ((1.0 - e) * kept - e * flipped) / (1.0 - 2.0 * e)
+
+
+def smoothed_dpo_loss(h: Tensor, label: Tensor, beta: float, eps: float = 0.0) -> Tensor:
+    """Conservative DPO (TRL's ``sigmoid`` with ``label_smoothing`` ε): the DPO loss of the
+    label smoothed towards ½, −[(1−ε)ℓ + ε(1−ℓ)] log σ(βh) − [ε ℓ + (1−ε)(1−ℓ)] log σ(−βh)."""
+    e = _check_flip_rate(eps)
+    return dpo_loss(h, label * (1.0 - 2.0 * e) + e if e else label, beta)
+
+
+#: TRL's DPO-family ``loss_type`` names → the lab's loss names (``prl.algos.dpo.LOSSES``)
+TRL_LOSS_TYPES: dict[str, str] = {"sigmoid": "dpo", "ipo": "ipo", "robust": "rdpo"}
+
+
+def trl_loss(
+    loss_type: str, label_smoothing: float = 0.0
+) -> Callable[[Tensor, Tensor, float], Tensor]:
+    """The lab's loss ``fn(h, label, beta)`` for TRL's ``loss_type`` and ``label_smoothing`` ε.
+
+    ``sigmoid``: DPO (ε > 0: conservative DPO, :func:`smoothed_dpo_loss`); ``ipo``: IPO (ε must
+    be 0, as in TRL); ``robust``: robust DPO with flip rate ε (:func:`rdpo_loss`).
+    """
+    if loss_type not in TRL_LOSS_TYPES:
+        raise InvalidInputError(
+            f"loss_type must be one of {', '.join(TRL_LOSS_TYPES)}, got {loss_type!r}"
+        )
+    e = _check_flip_rate(label_smoothing)
+    if loss_type == "sigmoid":
+        return dpo_loss if e == 0 else functools.partial(smoothed_dpo_loss, eps=e)
+    if loss_type == "ipo":
+        if e:
+            raise InvalidInputError("loss_type 'ipo' takes no label_smoothing (TRL's IPO has none)")
+        return ipo_loss
+    return functools.partial(rdpo_loss, eps=e)

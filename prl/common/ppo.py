@@ -25,6 +25,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 
 from prl.common.episodes import Episode, find_recorder
+from prl.common.sb3 import RunDirLoad
 
 __all__ = ["EpisodicPPO", "clipped_ratio_term", "clipped_surrogate", "gae_recursion"]
 
@@ -61,7 +62,7 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, clip: float) -> to
     return -clipped_ratio_term(ratio, adv, clip).mean()
 
 
-class EpisodicPPO(PPO):
+class EpisodicPPO(RunDirLoad, PPO):
     """SB3 PPO whose every rollout starts from fresh resets seeded by ``reset_seed`` (then by its
     own generator) and records whole episodes; :meth:`process_rollout` sees them before the
     update. The VecEnv must be wrapped in a :class:`TrajectoryRecorder`.

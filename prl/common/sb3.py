@@ -13,20 +13,69 @@ Everything is stored as tensors, numbers, strings or lists (``torch.load(weights
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from prl.errors import InvalidInputError
 from prl.run import Learner
+from prl.utils import atomic_path
+
+#: SB3's own save format in a run directory, beside checkpoint.pt
+MODEL_FILE = "model.zip"
 
 __all__ = [
+    "MODEL_FILE",
+    "RunDirLoad",
     "SB3Learner",
     "global_rng_state",
     "np_global_rng_state",
     "set_global_rng_state",
     "set_np_global_rng_state",
 ]
+
+
+def model_zip_path(path: Any) -> Any:
+    """``path``, or ``path/model.zip`` for a run directory; a file that is not a zip (a prl
+    ``checkpoint.pt``) raises one clear line instead of SB3's "No data found"."""
+    if not isinstance(path, (str, os.PathLike)):
+        return path  # a file-like object: SB3 reads it
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+        if not p.is_file():
+            raise InvalidInputError(f"{path} holds no {MODEL_FILE} (the run has not finished?)")
+    if p.is_file() and not _is_sb3_zip(p):
+        raise InvalidInputError(
+            f"{p} is not an SB3 model .zip (a prl checkpoint?): load the run's {MODEL_FILE} "
+            "or call prl.load(run_dir)"
+        )
+    return p
+
+
+def _is_sb3_zip(path: Path) -> bool:
+    """Whether ``path`` is a zip archive holding SB3's ``data`` entry (torch.save files are zips
+    too, without it)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "data" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+class RunDirLoad:
+    """Mixin for SB3 algorithm classes: ``Cls.load`` also takes a run directory (its
+    ``model.zip``) and rejects a prl ``checkpoint.pt`` with a clear message."""
+
+    @classmethod
+    def load(cls, path: Any, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``load`` of ``path`` (a ``.zip``, or a run directory holding ``model.zip``)."""
+        return super().load(model_zip_path(path), *args, **kwargs)  # type: ignore[misc]
 
 
 def np_global_rng_state() -> str:
@@ -69,11 +118,32 @@ class SB3Learner(Learner):
 
     model: Any
     step_unit = "env steps"
+    #: any gymnasium id is accepted as ``--env`` (``prl.envs.make`` falls back to gymnasium.make)
+    gymnasium_ids = True
 
     # ---- acting ----------------------------------------------------------------------------------
-    def predict(self, obs: Any, deterministic: bool = True) -> Any:
-        """The SB3 model's ``predict`` (actions for observations)."""
-        return self.model.predict(obs, deterministic=deterministic)[0]
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, Any]:
+        """The SB3 model's ``predict``: ``(actions, state)`` (so ``evaluate_policy`` takes it)."""
+        return self.model.predict(
+            observation, state=state, episode_start=episode_start, deterministic=deterministic
+        )
+
+    # ---- SB3's own format ------------------------------------------------------------------------
+    def export(self, run_dir: Path) -> None:
+        """Write ``model.zip`` (SB3's ``model.save``) into ``run_dir``, atomically.
+
+        It loads with the model class's own ``load`` (``PPO.load``, ``SAC.load``,
+        ``MDPOOnPolicy.load``, ...); ``prl.load(run_dir)`` rebuilds the same model from
+        ``checkpoint.pt`` without unpickling anything.
+        """
+        with atomic_path(Path(run_dir) / MODEL_FILE) as tmp, tmp.open("wb") as f:
+            self.model.save(f)
 
     # ---- checkpoint pieces -----------------------------------------------------------------------
     def sb3_torch_names(self) -> list[str]:
