@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from prl.common.ppo import clipped_ratio_term, clipped_surrogate, gae_recursion
+from prl.common.vec import START_METHOD, VEC_ENV_HELP, check_vec_env
 from prl.config import alias, option, require, resolve_aliases
 from prl.errors import ConfigError, InvalidInputError
 from prl.metrics import (
@@ -553,6 +555,7 @@ class CMORLConfig:
     beta: float | None = alias("constraint_frac", "the paper's name β of constraint_frac")
     barrier_t: float = option(20.0, "log-barrier sharpness t (barrier weight 1/t)")
     n_envs: int = option(4, "parallel environment copies per rollout")
+    vec_env: Literal["dummy", "subproc"] = option("dummy", VEC_ENV_HELP)
     n_steps: int = option(128, "steps per copy per rollout (batch = n_envs·n_steps env steps)")
     gamma: float = option(0.0, "training discount (0: the env's eval_gamma, 0.99 in the paper)")
     gae_lambda: float = option(0.95, "GAE λ (per objective)")
@@ -585,6 +588,7 @@ class CMORLConfig:
         )
         require(self.barrier_t > 0, f"barrier_t must be > 0, got {self.barrier_t}")
         require(self.n_envs >= 1 and self.n_steps >= 1, "n_envs and n_steps must be ≥ 1")
+        check_vec_env(self.vec_env)
         require(0 <= self.gamma <= 1, f"gamma must lie in [0, 1] (0: env's), got {self.gamma}")
         require(0 <= self.gae_lambda <= 1, f"gae_lambda must lie in [0, 1], got {self.gae_lambda}")
         require(self.epochs >= 1 and self.minibatches >= 1, "epochs and minibatches must be ≥ 1")
@@ -684,6 +688,14 @@ class CMORL(Learner):
         self.dev = torch.device(device)
         self.envs = [envs.make(env, **env_kwargs) for _ in range(cfg.n_envs)]
         self.eval_env = envs.make(env, **env_kwargs)
+        # vec_env="subproc": the training copies step in worker processes (self.envs stay here
+        # for the env's attributes); the same seeded resets and auto-resets, the same numbers
+        self.workers: Any = None
+        if cfg.vec_env == "subproc":
+            from stable_baselines3.common.vec_env import SubprocVecEnv
+
+            fns = [partial(envs.make, env, **env_kwargs) for _ in range(cfg.n_envs)]
+            self.workers = SubprocVecEnv(fns, start_method=START_METHOD)
         e0 = self.envs[0]
         self.K = _is_multiobjective(e0)
         self.encoder = ObsEncoder(e0.observation_space)
@@ -766,7 +778,11 @@ class CMORL(Learner):
         cfg = self.config
         n, T, K = cfg.n_envs, cfg.n_steps, self.K
         seeds = self.rng.integers(2**31, size=n)
-        obs = [e.reset(seed=int(s))[0] for e, s in zip(self.envs, seeds)]
+        if self.workers is not None:
+            self.workers._seeds = [int(s) for s in seeds]  # SB3 passes them to the next reset
+            obs = list(self.workers.reset())
+        else:
+            obs = [e.reset(seed=int(s))[0] for e, s in zip(self.envs, seeds)]
         tsteps = np.zeros(n, dtype=np.int64)
         X, Acts, LP, Rw, Dn, Tt, Boot = [], [], [], [], [], [], []
         for _ in range(T):
@@ -776,7 +792,16 @@ class CMORL(Learner):
             rews = np.zeros((n, K))
             done = np.zeros(n, dtype=bool)
             boot_obs: list[Any] = [None] * n
-            for i, e in enumerate(self.envs):
+            if self.workers is not None:  # auto-reset in the workers, as the loop below does
+                o2s, rs, dones, infos = self.workers.step([self._env_action(x) for x in a_np])
+                self.env_step_calls += n
+                for i in range(n):
+                    rews[i] = np.asarray(rs[i], dtype=np.float64)
+                    done[i] = bool(dones[i])
+                    if done[i] and infos[i].get("TimeLimit.truncated", False):
+                        boot_obs[i] = infos[i]["terminal_observation"]
+                    obs[i] = o2s[i]
+            for i, e in enumerate(self.envs if self.workers is None else []):
                 o2, r, term, trunc, _ = e.step(self._env_action(a_np[i]))
                 self.env_step_calls += 1
                 rews[i] = np.asarray(r, dtype=np.float64)
@@ -1078,6 +1103,8 @@ class CMORL(Learner):
     def close(self) -> None:
         for e in [*self.envs, self.eval_env]:
             e.close()
+        if self.workers is not None:
+            self.workers.close()
 
     # ---- acting (SB3's predict, morl-baselines' eval) -----------------------------------
     def archive_policy(self, w: Any = None) -> ActorCritic:

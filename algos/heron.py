@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gymnasium
@@ -48,6 +49,7 @@ from prl.algos.rlhf import RLHF, SMOKE_RM_TINY, RLHFConfig
 from prl.common.episodes import Episode, random_policy_trajectories
 from prl.common.ppo import EpisodicPPO
 from prl.common.queries import query_pairs
+from prl.common.vec import env_apply, find_wrapper
 from prl.config import option, require
 from prl.envs.factored import FACTORED_TASKS, factor_spec, task_raters
 from prl.errors import ConfigError, InvalidInputError
@@ -360,6 +362,10 @@ class ScaledEnvReward(gymnasium.Wrapper):
         return obs, float(r) * self.holder.scale, terminated, truncated, info
 
 
+def _set_env_scale(env: gymnasium.Env, scale: float) -> None:
+    find_wrapper(env, ScaledEnvReward).holder.scale = float(scale)
+
+
 class TrueRewardPPO(EpisodicPPO):
     """EpisodicPPO on the env's reward; with ``auto_scale`` the first rollout fixes the scale to
     1/std of its per-step rewards (the unit spread RLHF and HERON give their learned rewards):
@@ -438,8 +444,12 @@ class PPOTrueReward(PPOPreferenceLearner):
         self.holder = _Scale(config.reward_scale or 1.0)
         super().__init__(config, env, env_kwargs, seed, device)
 
-    def _wrap_env(self, env: gymnasium.Env) -> gymnasium.Env:
-        return ScaledEnvReward(env, self.holder)
+    def _env_wrapper(self) -> Any:
+        return partial(ScaledEnvReward, scale=self.holder)
+
+    def _sync_scale(self) -> None:
+        """Send the scale to the copies (a worker process holds its own copy of the holder)."""
+        env_apply(self.venv, _set_env_scale, self.holder.scale)
 
     def _make_model(self) -> EpisodicPPO:
         return self.ppo_class(
@@ -452,6 +462,7 @@ class PPOTrueReward(PPOPreferenceLearner):
 
     def step(self) -> dict[str, float]:
         seg = self._complete(self._iterate())
+        self._sync_scale()
         row = self._row(seg)
         row["reward_scale"] = self.holder.scale
         return row
@@ -467,3 +478,4 @@ class PPOTrueReward(PPOPreferenceLearner):
         super().load_state_dict(state)
         self.holder.scale = float(state["reward_scale"])
         self.model.scale_pending = bool(state["scale_pending"])
+        self._sync_scale()

@@ -31,6 +31,7 @@ import copy
 import json
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -359,6 +360,15 @@ def mdpo_off_policy_target(log_pi_k: Any, Q: Any, c: Any, lam: Any) -> torch.Ten
 from stable_baselines3 import PPO, SAC  # noqa: E402  (import after the tabular part on purpose)
 from stable_baselines3.common.utils import explained_variance  # noqa: E402
 
+from prl.common.vec import (  # noqa: E402
+    START_METHOD,
+    VEC_ENV_HELP,
+    EnvAccess,
+    check_vec_env,
+    env_apply,
+    vec_env_class,
+)
+
 
 def linear_t_k(k: int, K: int) -> float:
     """t_k = 1 − k/K for k < K (Tomar et al.), held at its last value 1/K afterwards."""
@@ -642,12 +652,24 @@ class MDPOOffPolicy(RunDirLoad, SAC):
 # =============================================================================================
 # prl Learners
 # =============================================================================================
-def _make_vec_env(env: str, env_kwargs: dict[str, Any], seed: int) -> Any:
+def _make_vec_env(
+    env: str, env_kwargs: dict[str, Any], seed: int, n_envs: int = 1, vec_env: str = "dummy"
+) -> Any:
+    """SB3's ``make_vec_env`` (Monitor per copy, action spaces seeded seed + rank, first resets
+    seeded seed + rank), each copy under :class:`prl.common.vec.EnvAccess`, in this process or in
+    worker processes (``vec_env``)."""
     from stable_baselines3.common.env_util import make_vec_env
 
     from prl import envs
 
-    return make_vec_env(lambda: envs.make(env, **env_kwargs), n_envs=1, seed=seed)
+    return make_vec_env(
+        partial(envs.make, env, **env_kwargs),
+        n_envs=int(n_envs),
+        seed=seed,
+        vec_env_cls=vec_env_class(vec_env),
+        vec_env_kwargs={"start_method": START_METHOD} if vec_env == "subproc" else None,
+        wrapper_class=EnvAccess,
+    )
 
 
 def _action_space(env: str, env_kwargs: dict[str, Any]) -> Any:
@@ -664,60 +686,75 @@ def _net_arch(arch: Any) -> list[int]:
     return [int(h) for h in arch]
 
 
-def _env_states(venv: Any) -> list[dict[str, Any]] | None:
-    """JSON-able mid-episode state of each Monitor/TimeLimit-wrapped env (None: not capturable).
+def _env_state(mon: Any) -> dict[str, Any] | None:
+    """JSON-able mid-episode state of one Monitor/TimeLimit-wrapped env (None: not capturable).
 
     MuJoCo envs: ``mj_getState(mjSTATE_INTEGRATION)`` (qpos, qvel, warm start, time, ...) plus
     the reset generator; envs with ``get_state()``/``set_state()`` use their own snapshot.
+    Runs where the env lives (:func:`prl.common.vec.env_apply`).
     """
+    st: dict[str, Any] = {"rewards": [float(r) for r in mon.rewards]}
+    st["rewards_dtype"] = str(np.asarray(mon.rewards).dtype)  # summed at the episode's end
+    st["needs_reset"] = bool(mon.needs_reset)
+    e, elapsed = mon.env, []
+    while hasattr(e, "env"):
+        elapsed.append(getattr(e, "_elapsed_steps", None))
+        e = e.env
+    st["elapsed"] = elapsed
+    if hasattr(e, "get_state") and hasattr(e, "set_state"):
+        st["env"] = e.get_state()
+    elif hasattr(e, "data") and hasattr(e, "model") and hasattr(e, "np_random"):
+        import mujoco
 
-    out = []
-    for mon in venv.envs:
-        st: dict[str, Any] = {"rewards": [float(r) for r in mon.rewards]}
-        st["rewards_dtype"] = str(np.asarray(mon.rewards).dtype)  # summed at the episode's end
-        st["needs_reset"] = bool(mon.needs_reset)
-        e, elapsed = mon.env, []
-        while hasattr(e, "env"):
-            elapsed.append(getattr(e, "_elapsed_steps", None))
-            e = e.env
-        st["elapsed"] = elapsed
-        if hasattr(e, "get_state") and hasattr(e, "set_state"):
-            st["env"] = e.get_state()
-        elif hasattr(e, "data") and hasattr(e, "model") and hasattr(e, "np_random"):
-            import mujoco
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        buf = np.empty(mujoco.mj_stateSize(e.model, spec))
+        mujoco.mj_getState(e.model, e.data, buf, spec)
+        st["mujoco"] = buf.tolist()
+        st["rng"] = json.loads(json.dumps(e.np_random.bit_generator.state, default=int))
+    else:
+        return None
+    return st
 
-            spec = mujoco.mjtState.mjSTATE_INTEGRATION
-            buf = np.empty(mujoco.mj_stateSize(e.model, spec))
-            mujoco.mj_getState(e.model, e.data, buf, spec)
-            st["mujoco"] = buf.tolist()
-            st["rng"] = json.loads(json.dumps(e.np_random.bit_generator.state, default=int))
-        else:
-            return None
-        out.append(st)
-    return out
+
+def _set_env_state(mon: Any, st: dict[str, Any]) -> None:
+    """Restore what :func:`_env_state` captured (where the env lives)."""
+    mon.rewards = list(np.asarray(st["rewards"], dtype=st["rewards_dtype"]))
+    mon.needs_reset = bool(st["needs_reset"])
+    e = mon.env
+    for el in st["elapsed"]:
+        if el is not None:
+            e._elapsed_steps = int(el)
+        if hasattr(e, "_has_reset"):  # OrderEnforcing: the episode is under way
+            e._has_reset = True
+        e = e.env
+    if "env" in st:
+        e.set_state(st["env"])
+    else:
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(e.model, e.data, np.asarray(st["mujoco"]), spec)
+        mujoco.mj_forward(e.model, e.data)
+        e.np_random.bit_generator.state = st["rng"]
+
+
+def _env_states(venv: Any) -> list[dict[str, Any]] | None:
+    """:func:`_env_state` of every copy of ``venv`` (None if any is not capturable)."""
+    out = env_apply(venv, _env_state)
+    return None if any(st is None for st in out) else out
 
 
 def _set_env_states(venv: Any, states: list[dict[str, Any]]) -> None:
-    """Restore what :func:`_env_states` captured."""
-    for mon, st in zip(venv.envs, states):
-        mon.rewards = list(np.asarray(st["rewards"], dtype=st["rewards_dtype"]))
-        mon.needs_reset = bool(st["needs_reset"])
-        e = mon.env
-        for el in st["elapsed"]:
-            if el is not None:
-                e._elapsed_steps = int(el)
-            if hasattr(e, "_has_reset"):  # OrderEnforcing: the episode is under way
-                e._has_reset = True
-            e = e.env
-        if "env" in st:
-            e.set_state(st["env"])
-        else:
-            import mujoco
+    """Restore :func:`_env_states`."""
+    for i, st in enumerate(states):
+        env_apply(venv, _set_env_state, st, indices=i)
 
-            spec = mujoco.mjtState.mjSTATE_INTEGRATION
-            mujoco.mj_setState(e.model, e.data, np.asarray(st["mujoco"]), spec)
-            mujoco.mj_forward(e.model, e.data)
-            e.np_random.bit_generator.state = st["rng"]
+
+def _monitor_episodes(mon: Any) -> tuple[list[float], list[int]]:
+    """The returns and lengths of the episodes a copy's Monitor saw finish."""
+    return [float(r) for r in mon.get_episode_rewards()], [
+        int(n) for n in mon.get_episode_lengths()
+    ]
 
 
 class _MDPOLearner(SB3Learner):
@@ -732,12 +769,24 @@ class _MDPOLearner(SB3Learner):
     default_steps = 1_000_000
 
     def _setup_monitor(self, venv: Any) -> None:
-        self._monitor = venv.envs[0]  # the Monitor wrapper added by make_vec_env
+        self._venv = venv  # each copy: EnvAccess(Monitor(env)) from make_vec_env
         self._episode_offset = 0  # episodes finished before a resume
         self._returns: list[float] = []
+        self._prefix = [0] * venv.num_envs  # steps of each copy's episode under way at a resume
+
+    def _finished(self) -> list[float]:
+        """Returns of the episodes finished since the start (or resume), in the order they
+        finished (copies in index order within a vector step)."""
+        ends = []
+        for i, (rets, lens) in enumerate(env_apply(self._venv, _monitor_episodes)):
+            t = -self._prefix[i]
+            for r, n in zip(rets, lens):
+                t += n
+                ends.append((t, i, r))
+        return [r for _, _, r in sorted(ends)]
 
     def _row(self) -> dict[str, float]:
-        rets = [float(r) for r in self._monitor.get_episode_rewards()]
+        rets = self._finished()
         recent = (self._returns + rets)[-10:]
         row: dict[str, float] = {
             "return": float(np.mean(recent)) if recent else float("nan"),
@@ -758,12 +807,11 @@ class _MDPOLearner(SB3Learner):
     def state_dict(self) -> dict[str, Any]:
         m = self.model
         mid_rollout = m._last_obs is not None
+        rets = self._finished()
         return {
             **super().state_dict(),  # SB3 tensors and counters, global generators
-            "episodes": self._episode_offset + len(self._monitor.get_episode_rewards()),
-            "recent_returns": (
-                self._returns + [float(r) for r in self._monitor.get_episode_rewards()]
-            )[-10:],
+            "episodes": self._episode_offset + len(rets),
+            "recent_returns": (self._returns + rets)[-10:],
             "old_k": int(getattr(m, "old_k", -1)),
             # mid-rollout state for an exact resume: env states, last observation
             "env_states": json.dumps(_env_states(m.env) if mid_rollout else None),
@@ -780,6 +828,7 @@ class _MDPOLearner(SB3Learner):
         envs = json.loads(state.get("env_states", "null"))
         if envs is not None:  # else SB3 resets the envs at the next learn()
             _set_env_states(self.model.env, envs)
+            self._prefix = [len(st["rewards"]) for st in envs]
             self.load_rollout_state(state)
 
 
@@ -793,7 +842,9 @@ class MDPOOnConfig:
     anneal_steps: int | None = option(
         None, "env steps K·batch over which t_k = 1 − k/K anneals (None: the run's --steps)"
     )
-    n_steps: int = option(2048, "env steps per rollout (the full batch)")
+    n_steps: int = option(2048, "env steps per copy per rollout (the batch: n_envs·n_steps)")
+    n_envs: int = option(1, "environment copies stepped together (vectorized collection)")
+    vec_env: Literal["dummy", "subproc"] = option("dummy", VEC_ENV_HELP)
     batch_size: int = option(64, "value-function minibatch (PPO: policy and value minibatch)")
     n_epochs: int = option(10, "value-function epochs per iteration (PPO: all epochs)")
     learning_rate: float = option(3e-4, "Adam step size (policy and value)")
@@ -803,10 +854,12 @@ class MDPOOnConfig:
     ent_coef: float = option(0.0, "entropy bonus weight")
     max_grad_norm: float = option(0.5, "gradient-norm clip")
     net_arch: tuple[int, ...] = option((64, 64), "hidden sizes of the policy and value MLPs")
-    chunk: int = option(2048, "env steps per Learner.step() (a multiple of n_steps)")
+    chunk: int = option(2048, "env steps per Learner.step() (a multiple of n_envs·n_steps)")
 
     def validate(self) -> None:
         require(self.variant in ("mdpo", "ppo"), f"variant must be mdpo or ppo, got {self.variant}")
+        require(self.n_envs >= 1, f"n_envs must be >= 1, got {self.n_envs}")
+        check_vec_env(self.vec_env)
         require(self.anneal_steps is None or self.anneal_steps > 0, "anneal_steps must be > 0")
         for name in ("sgd_steps", "n_steps", "batch_size", "n_epochs", "chunk"):
             require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
@@ -857,7 +910,7 @@ class MDPOOnLearner(_MDPOLearner):
     ) -> None:
         super().__init__(config, env, env_kwargs, seed, device)
         cfg = config
-        venv = _make_vec_env(env, env_kwargs, seed)
+        venv = _make_vec_env(env, env_kwargs, seed, cfg.n_envs, cfg.vec_env)
         common = dict(
             n_steps=cfg.n_steps,
             batch_size=cfg.batch_size,

@@ -53,12 +53,13 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, obs_as_tensor
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 from torch.nn import functional as F
 
 from prl.common.ppo import clipped_surrogate, gae_recursion
 from prl.common.sb3 import RunDirLoad, SB3Learner
+from prl.common.vec import VEC_ENV_HELP, check_vec_env, env_apply, find_wrapper, make_vec
 from prl.config import option, require
 from prl.errors import ConfigError, InvalidInputError
 from prl.run import register_algo
@@ -673,6 +674,36 @@ def _make_env(name: str, env_kwargs: dict[str, Any], reward_scale: float) -> gym
     return env
 
 
+def _monitor_state(env: gym.Env) -> dict[str, Any]:
+    """A copy's Monitor: the episode under way, the finished returns and lengths, its steps."""
+    mon = find_wrapper(env, Monitor)
+    return {
+        "rewards": list(map(float, mon.rewards)),
+        "returns": list(map(float, mon.episode_returns)),
+        "lengths": list(map(int, mon.episode_lengths)),
+        "total_steps": int(mon.total_steps),
+    }
+
+
+def _inner_state(env: gym.Env) -> Any:
+    """The unwrapped env's ``get_state()`` (None if it has none)."""
+    inner = env.unwrapped
+    return inner.get_state() if hasattr(inner, "get_state") else None
+
+
+def _restore_copy(env: gym.Env, env_state: Any, monitor: dict[str, Any]) -> None:
+    """Restore :func:`_inner_state` and :func:`_monitor_state` of one copy."""
+    if env_state is not None:
+        env.unwrapped.set_state(env_state)
+    mon = find_wrapper(env, Monitor)
+    mon.rewards = list(monitor["rewards"])
+    mon.episode_returns = list(monitor["returns"])
+    mon.episode_lengths = list(monitor["lengths"])
+    mon.episode_times = [0.0] * len(monitor["returns"])
+    mon.total_steps = int(monitor["total_steps"])
+    mon.needs_reset = False
+
+
 @dataclass
 class PPOBaselineConfig:
     """SB3 PPO settings shared by PDPPO and its baseline (identical rollout and batch sizes)."""
@@ -687,7 +718,8 @@ class PPOBaselineConfig:
     ent_coef: float = option(0.0, "entropy bonus coefficient")
     vf_coef: float = option(0.5, "value-loss coefficient")
     max_grad_norm: float = option(0.5, "gradient-norm clip (per optimizer for PDPPO)")
-    n_envs: int = option(1, "environment copies (DummyVecEnv)")
+    n_envs: int = option(1, "environment copies stepped together (batch: n_envs·n_steps)")
+    vec_env: Literal["dummy", "subproc"] = option("dummy", VEC_ENV_HELP)
     net_arch: list[int] = option([64, 64], "hidden widths of the actor and of each critic")  # noqa: RUF009
     reward_scale: float | None = option(
         None, "multiply rewards for learning (metrics stay raw); None: 0.01 on lotsizing, else 1"
@@ -699,6 +731,7 @@ class PPOBaselineConfig:
         for name in ("n_steps", "batch_size", "n_epochs", "n_envs", "episode_window"):
             require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         require(self.n_steps * self.n_envs >= 2, "n_steps * n_envs must be >= 2")
+        check_vec_env(self.vec_env)
         require(self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}")
         require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         require(0 <= self.gamma <= 1, f"gamma must lie in [0, 1], got {self.gamma}")
@@ -746,8 +779,9 @@ class _PDPPOLearner(SB3Learner):
         super().__init__(config, env, env_kwargs, seed, device)
         cfg = config
         scale = cfg.reward_scale if cfg.reward_scale is not None else default_reward_scale(env)
-        self.vec_env = DummyVecEnv(
-            [partial(_make_env, env, dict(env_kwargs), scale) for _ in range(cfg.n_envs)]
+        self.vec_env = make_vec(
+            [partial(_make_env, env, dict(env_kwargs), scale) for _ in range(cfg.n_envs)],
+            cfg.vec_env,
         )
         obs_space = self.vec_env.observation_space
         extractor = (
@@ -799,13 +833,9 @@ class _PDPPOLearner(SB3Learner):
         finally:
             e.close()
 
-    def _monitors(self) -> list[Monitor]:
-        out = []
-        for e in self.vec_env.envs:
-            while not isinstance(e, Monitor):
-                e = e.env  # type: ignore[attr-defined]
-            out.append(e)
-        return out
+    def _monitors(self) -> list[dict[str, Any]]:
+        """Each copy's Monitor state (:func:`_monitor_state`), wherever the copy runs."""
+        return env_apply(self.vec_env, _monitor_state)
 
     def step(self) -> dict[str, float]:
         m = self.model
@@ -816,7 +846,7 @@ class _PDPPOLearner(SB3Learner):
         logged = m.logger.name_to_value
         row: dict[str, float] = {
             "ep_return": float(np.mean(window)) if window else float("nan"),
-            "episodes": float(sum(len(mon.get_episode_rewards()) for mon in self._monitors())),
+            "episodes": float(sum(len(mon["returns"]) for mon in self._monitors())),
         }
         for key, name in (
             ("train/value_loss", "loss_value"),
@@ -847,19 +877,8 @@ class _PDPPOLearner(SB3Learner):
         return names + [f"policy.{n}" for n in extra if hasattr(pol, n)]
 
     def state_dict(self) -> dict[str, Any]:
-        envs_state = []
-        for e in self.vec_env.envs:
-            inner = e.unwrapped
-            envs_state.append(inner.get_state() if hasattr(inner, "get_state") else None)
-        monitors = [
-            {
-                "rewards": list(map(float, mon.rewards)),
-                "returns": list(map(float, mon.episode_returns)),
-                "lengths": list(map(int, mon.episode_lengths)),
-                "total_steps": int(mon.total_steps),
-            }
-            for mon in self._monitors()
-        ]
+        envs_state = env_apply(self.vec_env, _inner_state)
+        monitors = self._monitors()
         return {
             **super().state_dict(),  # SB3 tensors and counters, global generators
             **self.rollout_state(),
@@ -877,16 +896,10 @@ class _PDPPOLearner(SB3Learner):
 
         m.ep_info_buffer = deque(json.loads(state["ep_info_buffer"]), maxlen=m._stats_window_size)
         m.ep_success_buffer = deque(maxlen=m._stats_window_size)
-        for e, es in zip(self.vec_env.envs, json.loads(state["env_states"])):
-            if es is not None:
-                e.unwrapped.set_state(es)
-        for mon, ms in zip(self._monitors(), json.loads(state["monitors"])):
-            mon.rewards = list(ms["rewards"])
-            mon.episode_returns = list(ms["returns"])
-            mon.episode_lengths = list(ms["lengths"])
-            mon.episode_times = [0.0] * len(ms["returns"])
-            mon.total_steps = int(ms["total_steps"])
-            mon.needs_reset = False
+        for i, (es, ms) in enumerate(
+            zip(json.loads(state["env_states"]), json.loads(state["monitors"]))
+        ):
+            env_apply(self.vec_env, _restore_copy, es, ms, indices=i)
 
     def close(self) -> None:
         self.vec_env.close()

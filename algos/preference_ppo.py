@@ -19,11 +19,12 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import gymnasium
 import numpy as np
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from prl.common.episodes import (
     Episode,
@@ -39,6 +40,7 @@ from prl.common.episodes import (
 from prl.common.ppo import EpisodicPPO
 from prl.common.queries import QueryBudget
 from prl.common.sb3 import SB3Learner
+from prl.common.vec import VEC_ENV_HELP, check_vec_env, make_vec
 from prl.config import alias, option, require, resolve_aliases
 from prl.errors import ConfigError, InvalidInputError
 from prl.oracles import BradleyTerry, MajorityVote, Oracle, ScoreOracle, bpref_compose
@@ -238,6 +240,16 @@ def preference_source(
     raise ConfigError(f"preference must be one of {', '.join(PREFERENCE_KINDS)}, got {kind!r}")
 
 
+def _make_env(
+    name: str, env_kwargs: dict[str, Any], wrap: Callable[[gymnasium.Env], gymnasium.Env] | None
+) -> gymnasium.Env:
+    """One training copy: ``wrap(envs.make(name, **env_kwargs))`` (picklable as a partial)."""
+    from prl import envs
+
+    env = envs.make(name, **env_kwargs)
+    return env if wrap is None else wrap(env)
+
+
 # ---- the learner base -----------------------------------------------------------------------
 @dataclass
 class PPOLearnerConfig:
@@ -254,7 +266,8 @@ class PPOLearnerConfig:
     jerk_weight: float = option(0.1, "jerk preference: weight of Σ‖Δa‖² against the return")
     query_budget: int = option(10_000, "total preference queries allowed (hard cap)")
     queries_per_iter: int = option(64, "preference queries per PPO iteration (while budget lasts)")
-    n_envs: int = option(4, "parallel environments (DummyVecEnv)")
+    n_envs: int = option(4, "parallel environments (one rollout = n_envs × n_steps env steps)")
+    vec_env: Literal["dummy", "subproc"] = option("dummy", VEC_ENV_HELP)
     n_steps: int = option(0, "env steps per env per rollout (0 = the env's horizon)")
     batch_size: int = option(0, "PPO minibatch size (0 = an eighth of a rollout)")
     n_epochs: int = option(10, "PPO epochs per rollout")
@@ -287,6 +300,7 @@ class PPOLearnerConfig:
             f"({self.query_budget})",
         )
         require(self.n_envs >= 1, f"n_envs must be >= 1, got {self.n_envs}")
+        check_vec_env(self.vec_env)
         require(self.n_steps >= 0, f"n_steps must be >= 0 (0 = horizon), got {self.n_steps}")
         require(
             self.batch_size == 0 or self.batch_size >= 2,
@@ -361,15 +375,21 @@ class PPOPreferenceLearner(SB3Learner):
             jerk_weight=config.jerk_weight,
         )
 
+    def _env_wrapper(self) -> Callable[[gymnasium.Env], gymnasium.Env] | None:
+        """A picklable ``env -> wrapped env`` applied to every training copy (None: none); it
+        runs in the worker processes with ``vec_env="subproc"``, so it must not hold ``self``."""
+        return None
+
     def _wrap_env(self, env: gymnasium.Env) -> gymnasium.Env:
-        return env
+        wrap = self._env_wrapper()
+        return env if wrap is None else wrap(env)
 
     def _make_venv(self) -> VecEnv:
-        from prl import envs
-
-        name, kw = self.env_name, dict(self.env_kwargs)
-        fns = [lambda: self._wrap_env(envs.make(name, **kw)) for _ in range(self.config.n_envs)]
-        return TrajectoryRecorder(VecMonitor(DummyVecEnv(fns)))
+        fns = [
+            partial(_make_env, self.env_name, dict(self.env_kwargs), self._env_wrapper())
+            for _ in range(self.config.n_envs)
+        ]
+        return TrajectoryRecorder(VecMonitor(make_vec(fns, self.config.vec_env)))
 
     def _ppo_kwargs(self) -> dict[str, Any]:
         c = self.config

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gymnasium
@@ -48,6 +49,7 @@ from prl.common.ppo import EpisodicPPO
 from prl.common.queries import QueryBudget, TrajectoryStore, label_pairs, query_pairs
 from prl.common.reward import LearnedRewardWrapper, ScaledReward
 from prl.config import option, require
+from prl.errors import ConfigError
 from prl.reward_model import RewardModel, RewardModelTrainer
 from prl.run import register_algo
 from prl.smoke import Smoke
@@ -212,8 +214,14 @@ class RLHF(PPOPreferenceLearner):
             **self._ppo_kwargs(),
         )
 
-    def _wrap_env(self, env: gymnasium.Env) -> gymnasium.Env:
-        return LearnedRewardWrapper(env, self.reward, deferred=self.deferred_reward)
+    def _env_wrapper(self) -> Callable[[gymnasium.Env], gymnasium.Env]:
+        # deferred: the copies return 0 and the buffer is relabelled in one batched call, so a
+        # worker's copy of the reward model (vec_env="subproc") is never read
+        if not self.deferred_reward and self.config.vec_env == "subproc":
+            raise ConfigError("per-step learned rewards need vec_env=dummy (the model is here)")
+        return partial(
+            LearnedRewardWrapper, reward_model=self.reward, deferred=self.deferred_reward
+        )
 
     def _update_reward(self, episodes: list[Episode]) -> None:
         """Queries on the new complete trajectories, reward-model fit, reward rescaling."""

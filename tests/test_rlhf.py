@@ -239,7 +239,7 @@ def test_deferred_and_per_step_learned_rewards_fill_the_same_buffer(
         learner.model.train = lambda: None  # keep the buffer unflattened
         learner.step()
         bufs.append(learner.model.rollout_buffer.rewards.copy())
-        wrapper = learner.venv.venv.venv.envs[0]
+        wrapper = learner.venv.venv.venv.envs[0].env  # under EnvAccess
         assert isinstance(wrapper, LearnedRewardWrapper) and wrapper.deferred is deferred
         learner.close()
     assert np.abs(bufs[0]).max() > 0

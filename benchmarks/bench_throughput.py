@@ -1,0 +1,136 @@
+"""Throughput of the on-policy learners (issue 23): env-steps/s and CPU per env step, against
+peers measured in the same process, interleaved (so the machine's load hits both alike).
+
+Part ``vec``: Hopper-v5, one 1024-step rollout + PPO update (10 epochs × 64) per iteration:
+SB3 PPO with 1 env, SB3 PPO with 8 envs (128 steps each) and ``mdpo_on variant=ppo`` / MDPO with
+8 envs; ratios against SB3 PPO at 1 env and at identical vectorized settings.
+
+Part ``reward``: the learned-reward learners (RLHF, HERON, SPO) against ``ppo_true_reward`` at
+identical PPO settings (the learners' defaults: HopperFactored-v5, 4 envs × one episode horizon
+per rollout, reward-model refit after every rollout as HERON does): CPU seconds per env step and
+the ratio to PPO.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_throughput.py [vec|reward] [--reps 2] [--horizon 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def _timed(fn: Callable[[], int]) -> tuple[float, float, int]:
+    w, c = time.perf_counter(), time.process_time()
+    n = fn()
+    return time.perf_counter() - w, time.process_time() - c, n
+
+
+def _sb3_ppo(n_envs: int) -> Callable[[], int]:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from prl import envs
+
+    venv = make_vec_env(lambda: envs.make("Hopper-v5"), n_envs=n_envs, seed=0)
+    m = PPO("MlpPolicy", venv, n_steps=1024 // n_envs, batch_size=64, seed=0, verbose=0)
+
+    def run() -> int:
+        m.learn(1024, reset_num_timesteps=False)
+        return 1024
+
+    return run
+
+
+def _learner(algo: str, env: str, config: dict[str, Any], env_kwargs: dict[str, Any]) -> Any:
+    from prl.config import build_config
+    from prl.registry import ALGOS
+    from prl.run import resolve_device
+
+    cls = ALGOS.get(algo)
+    lr = cls(build_config(cls.Config, config), env, env_kwargs, 0, resolve_device("cpu"))
+
+    def run() -> int:
+        before = lr.steps_done
+        lr.step()
+        return lr.steps_done - before
+
+    return run
+
+
+def bench_vec(reps: int) -> None:
+    vec = {"n_envs": 8, "n_steps": 128, "batch_size": 64, "n_epochs": 10, "chunk": 1024}
+    runs = {
+        "sb3 PPO, 1 env": _sb3_ppo(1),
+        "sb3 PPO, 8 envs": _sb3_ppo(8),
+        "mdpo_on variant=ppo, 8 envs": _learner(
+            "mdpo_on", "Hopper-v5", {**vec, "variant": "ppo"}, {}
+        ),
+        "mdpo_on (MDPO), 8 envs": _learner("mdpo_on", "Hopper-v5", vec, {}),
+    }
+    for f in runs.values():
+        f()  # warm-up iteration (not timed)
+    tot = {k: [0.0, 0.0, 0] for k in runs}
+    for _ in range(reps):
+        for k, f in runs.items():
+            w, c, n = _timed(f)
+            tot[k][0] += w
+            tot[k][1] += c
+            tot[k][2] += n
+    base1 = tot["sb3 PPO, 1 env"][2] / tot["sb3 PPO, 1 env"][1]
+    base8 = tot["sb3 PPO, 8 envs"][2] / tot["sb3 PPO, 8 envs"][1]
+    print(
+        "| learner | env-steps/s (CPU) | env-steps/s (wall) | × SB3 PPO 1 env | × SB3 PPO 8 envs |"
+    )
+    print("|---|---|---|---|---|")
+    for k, (w, c, n) in tot.items():
+        r = n / c
+        print(f"| {k} | {r:.0f} | {n / w:.0f} | {r / base1:.2f} | {r / base8:.2f} |")
+
+
+def bench_reward(reps: int, horizon: int) -> None:
+    env, ek = "HopperFactored-v5", {"max_episode_steps": horizon}
+    # the learners' default PPO settings: 4 envs × one episode horizon per rollout
+    ppo = {"eval_episodes": 0, "queries_per_iter": 16}
+    runs = {
+        "ppo_true_reward": _learner("ppo_true_reward", env, ppo, ek),
+        "rlhf": _learner("rlhf", env, ppo, ek),
+        "heron": _learner("heron", env, ppo, ek),
+        "spo": _learner("spo", env, ppo, ek),
+    }
+    for f in runs.values():
+        f()
+    tot = {k: [0.0, 0] for k in runs}
+    for _ in range(reps):
+        for k, f in runs.items():
+            _, c, n = _timed(f)
+            tot[k][0] += c
+            tot[k][1] += n
+    base = tot["ppo_true_reward"][0] / tot["ppo_true_reward"][1]
+    print("| learner | CPU ms per env step | × PPO |")
+    print("|---|---|---|")
+    for k, (c, n) in tot.items():
+        print(f"| {k} | {1e3 * c / n:.3f} | {c / n / base:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", nargs="?", default="all", choices=["all", "vec", "reward"])
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--horizon", type=int, default=1000, help="reward part: episode length")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    from prl.registry import load_plugins
+
+    load_plugins()
+    if a.part in ("all", "vec"):
+        bench_vec(a.reps)
+    if a.part in ("all", "reward"):
+        bench_reward(a.reps, a.horizon)
+
+
+if __name__ == "__main__":
+    main()
