@@ -610,6 +610,7 @@ class CMORL(Learner):
     """
 
     Config = CMORLConfig
+    cli_default_steps = 100_000
     default_steps = 200_000
     step_unit = "env steps"
     use_stage2 = True

@@ -257,6 +257,7 @@ class Heron(RLHF):
     """
 
     Config = HeronConfig
+    cli_default_steps = 24_000
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -402,6 +403,7 @@ class PPOTrueReward(PPOPreferenceLearner):
     rescaled once to unit per-step spread; rows report the true return and the task raters."""
 
     Config = TrueRewardConfig
+    cli_default_steps = 40_000
     ppo_class = TrueRewardPPO
 
     def __init__(

@@ -941,6 +941,7 @@ class PDPPOLearner(_SB3Learner):
     """PDPPO (SB3 PPO subclass) on an environment that reports ``info["post_decision_obs"]``."""
 
     Config = PDPPOConfig
+    cli_default_steps = 20_480
     algo_class = PDPPO
 
     def _extra_kwargs(self, cfg: PDPPOConfig) -> dict[str, Any]:
@@ -974,4 +975,5 @@ class PPOBaselineLearner(_SB3Learner):
     """Stable-baselines3 PPO, configured exactly as :class:`PDPPOLearner` (the paper's baseline)."""
 
     Config = PPOBaselineConfig
+    cli_default_steps = 20_480
     algo_class = PPO

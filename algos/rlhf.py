@@ -1122,6 +1122,7 @@ class RLHF(PPOPreferenceLearner):
     BT reward model on every label so far, and PPO optimizes the (rescaled) learned reward."""
 
     Config = RLHFConfig
+    cli_default_steps = 16_000
     ppo_class = RLHFPPO
     #: r̂ for the whole rollout in one batched call after collection (the envs return 0), instead
     #: of one call per env step; the same rewards up to float32 rounding (benchmarks/bench_heron.py)

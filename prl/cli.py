@@ -78,7 +78,18 @@ def _build_parser() -> _Parser:
     r.add_argument("algo", nargs="?", help="algorithm name (prl list algos)")
     r.add_argument("--env", help="environment name (prl list envs)")
     r.add_argument("--seed", type=_nonneg_int, default=0)
-    r.add_argument("--steps", type=_positive_int, default=None, help="training budget")
+    r.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="training budget (default: the --budget preset)",
+    )
+    r.add_argument(
+        "--budget",
+        choices=["try", "full"],
+        default="try",
+        help="default budget: try (about a minute on 2 CPU cores) or full (the paper's)",
+    )
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     r.add_argument("--out", default="runs", help="parent directory of run directories")
     r.add_argument(
@@ -234,11 +245,14 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         config.update(loaded)
     config.update(_parse_config_overrides(args.algo, extra))
     resume = args.resume
+    steps = args.steps
+    if steps is None and resume in (False, None):
+        steps = _default_budget(args.algo, args.budget)
     res = run_experiment(
         args.algo,
         args.env or "",
         seed=args.seed,
-        steps=args.steps,
+        steps=steps,
         device=args.device,
         out=args.out,
         resume=resume,
@@ -251,6 +265,33 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"run directory: {res.run_dir}")
     print("final: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
     return 0
+
+
+def budget_steps(algo: str, budget: str = "try") -> int:
+    """``prl run``'s default budget of ``algo``: the "try it" preset or the paper's (``full``)."""
+    from prl.registry import ALGOS, load_plugins
+
+    load_plugins()
+    cls = ALGOS.get(algo)
+    if budget == "full":
+        return int(cls.default_steps)
+    return int(getattr(cls, "cli_default_steps", None) or cls.default_steps)
+
+
+def _default_budget(algo: str, budget: str) -> int:
+    """The budget of a run without --steps, printed on stderr before the run starts."""
+    from prl.registry import ALGOS
+
+    cls = ALGOS.get(algo)
+    unit = getattr(cls, "step_unit", "steps")
+    full = int(cls.default_steps)
+    steps = budget_steps(algo, budget)
+    if budget == "try" and steps < full:
+        note = f"try-it budget; the paper's is {full:,} (--budget full, or --steps N)"
+    else:
+        note = "the paper's budget" if budget == "full" else "default budget"
+    print(f"budget: {steps:,} {unit} ({note})", file=sys.stderr, flush=True)
+    return steps
 
 
 def _fmt(v: Any) -> str:
@@ -283,6 +324,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_figure(args: argparse.Namespace) -> int:
     from prl.figure import make_figure
+    from prl.progress import heartbeat
     from prl.registry import FIGURES, load_plugins
 
     load_plugins()
@@ -293,7 +335,8 @@ def _cmd_figure(args: argparse.Namespace) -> int:
         FIGURES.entry(n)
     ok = True
     for n in names:
-        fo = make_figure(n, out=args.out, quick=args.quick, device=args.device, catch=args.all)
+        with heartbeat(f"figure {n}"):
+            fo = make_figure(n, out=args.out, quick=args.quick, device=args.device, catch=args.all)
         if fo.ok:
             print(
                 f"{n}: "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from prl.errors import PrlError
+from prl.plot import axes_summary, mark_smoke_test
 from prl.registry import FIGURES, load_plugins
 from prl.utils import atomic_path, atomic_write_json, git_info, resolve_device
 
@@ -160,6 +161,8 @@ def make_figure(
         stored = pd.read_csv(csv_path)  # draw from the stored CSV, never from live objects
         fig = fig_obj.draw(stored, ctx)
         mode = "quick" if quick else "full"
+        if quick:
+            mark_smoke_test(fig)
         fig.text(
             0.99,
             0.005,
@@ -172,6 +175,7 @@ def make_figure(
         png = out / f"{name}.png"
         with atomic_path(png) as tmp:
             fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        axes = axes_summary(fig)  # labels and ticks as drawn, for the figure lint
         plt.close(fig)
         files["png"] = png.name
     except Exception as exc:
@@ -193,6 +197,7 @@ def make_figure(
             "seconds": round(secs, 3),
             "files": files,
             "git": git_info(),
+            "axes": axes,
         },
     )
     files["json"] = f"{name}.json"

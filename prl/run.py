@@ -65,7 +65,10 @@ class Learner(abc.ABC):
     """
 
     Config: ClassVar[type]
-    default_steps: ClassVar[int] = 1000
+    default_steps: ClassVar[int] = 1000  # the paper's budget (`prl run --budget full`)
+    # `prl run`'s default budget: a "try it" run that finishes in about a minute on 2 CPU cores
+    # (None: default_steps is already that short)
+    cli_default_steps: ClassVar[int | None] = None
     step_unit: ClassVar[str] = "steps"
 
     def __init__(
@@ -81,6 +84,12 @@ class Learner(abc.ABC):
         # the run's whole budget, set by the run loop before the first step() (schedules that
         # anneal over the run, e.g. MDPO's t_k = 1 − k/K, read it)
         self.total_steps: int | None = None
+
+    def phase_steps(self, value: int | None, fraction: float) -> int:
+        """A training phase's length: ``value`` when set, else ``fraction`` of this run's budget."""
+        if value is not None:
+            return int(value)
+        return round(fraction * (self.total_steps or self.default_steps))
 
     @classmethod  # noqa: B027
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -352,7 +361,7 @@ def _loop(
     resumed: bool,
     algo: str,
 ) -> RunResult:
-    from tqdm.auto import tqdm
+    from prl.progress import Progress
 
     writer = MetricsWriter(run_dir / "metrics.csv", keep_rows=keep_rows)
     tb = _tensorboard(run_dir)
@@ -360,14 +369,12 @@ def _loop(
     every = checkpoint_every or max(1, steps // 10)
     next_ckpt = (learner.steps_done // every + 1) * every
     last: dict[str, float] = {}
-    bar = tqdm(
-        total=steps,
-        initial=min(learner.steps_done, steps),
-        desc=f"{algo} {learner.env_name} seed {learner.seed}",
+    bar = Progress(  # a bar on a terminal, a line every $PRL_PROGRESS_INTERVAL s in a log
+        steps,
+        f"{algo} {learner.env_name} seed {learner.seed}",
         unit=type(learner).step_unit,
-        disable=(not progress) if progress is not None else None,
-        leave=False,
-        dynamic_ncols=True,
+        initial=min(learner.steps_done, steps),
+        enabled=progress,
     )
     try:
         while learner.steps_done < steps:
@@ -385,7 +392,7 @@ def _loop(
                     if k != "step" and isinstance(v, (int, float)):
                         tb.add_scalar(k, v, row["step"])
             last = row
-            bar.update(min(learner.steps_done, steps) - bar.n)
+            bar.update(learner.steps_done, row)
             if learner.steps_done >= next_ckpt or learner.steps_done >= steps:
                 save_checkpoint(
                     run_dir / CHECKPOINT,

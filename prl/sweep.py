@@ -4,14 +4,16 @@ A spec (YAML, read with the safe loader)::
 
     name: demo                 # sweep directory name (default: the spec file's stem)
     out: runs/sweeps           # parent directory (default: runs/sweeps)
-    algos: [mwu]               # required
-    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required
+    algos: [nash_md, nash_mp]  # required (prl list algos)
+    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required (prl list envs)
     seeds: [0, 1, 2]           # or an integer n meaning 0..n-1 (default [0])
-    steps: 500                 # budget per run (default: the algorithm's)
-    config: {eta: 0.1}         # fixed config overrides
-    grid: {eta: [0.1, 0.5]}    # cartesian product of config overrides
+    steps: 500                 # budget per run (default: the algorithm's full, paper budget)
+    config: {opponents: 0}     # fixed config overrides (fields: prl run ALGO --help)
+    grid: {beta: [0.1, 0.5]}   # cartesian product of config overrides
     checkpoint_every: 100
     retries: 1                 # a failed run is retried this many times
+
+Runnable specs live in ``examples/`` (``prl sweep examples/sweep_nash_dueling.yaml``).
 
 Each run gets a fixed directory ``{out}/{name}/runs/{job_id}``; re-running the sweep skips
 finished runs and resumes interrupted ones. The local backend runs each job in its own
