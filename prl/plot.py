@@ -219,7 +219,9 @@ def pareto_front_plot(
 # ---------------------------------------------------------------------------------------------
 # figure lint: every axis labelled in words, tick labels present
 
-_SNAKE = re.compile(r"(?<![\\\w])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?![\w(])")
+# a column-like identifier: words joined by underscores (ep_return, tv_to_equilibrium); one-letter
+# subscripts in plain text (x_t, y_w, π_k) are notation, not column names
+_SNAKE = re.compile(r"(?<![\\\w])[A-Za-z][A-Za-z0-9]+(?:_[A-Za-z0-9]{2,})+(?![\w(])")
 
 
 def _plain(text: str) -> str:
@@ -293,12 +295,19 @@ def lint_axes(summary: list[dict[str, Any]], name: str = "figure") -> list[str]:
 
 
 def ensure_log_ticks(ax: Any, axis: str = "y") -> None:
-    """Label a log axis whose range spans less than a decade (plain log ticks would be blank)."""
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+    """Label a log axis even when its range spans less than a decade (plain log ticks would
+    leave it blank): four evenly spaced (in log) labelled ticks, or 1-2-5 ticks per decade."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullLocator
 
     a = ax.yaxis if axis == "y" else ax.xaxis
-    a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    a.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    fmt = FuncFormatter(lambda v, _: f"{v:.3g}")
+    if lo > 0 and hi / lo < 10:
+        a.set_major_locator(FixedLocator(np.geomspace(lo * 1.03, hi / 1.03, 4)))
+    else:
+        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    a.set_major_formatter(fmt)
+    a.set_minor_locator(NullLocator())
 
 
 def auto_log_scale(ax: Any, values: Any, axis: str = "y", decades: float = 1.5) -> str:
