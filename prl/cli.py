@@ -245,9 +245,9 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         config.update(loaded)
     config.update(_parse_config_overrides(args.algo, extra))
     resume = args.resume
-    steps = args.steps
+    steps, note = args.steps, None
     if steps is None and resume in (False, None):
-        steps = _default_budget(args.algo, args.budget)
+        steps, note = _default_budget(args.algo, args.budget)
     res = run_experiment(
         args.algo,
         args.env or "",
@@ -260,6 +260,7 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         env_kwargs=dict(args.env_kw),
         checkpoint_every=args.checkpoint_every,
         progress=False if args.no_progress else None,
+        announce=(lambda: print(note, file=sys.stderr, flush=True)) if note else None,
     )
     shown = {k: v for k, v in res.final.items()}
     print(f"run directory: {res.run_dir}")
@@ -278,8 +279,8 @@ def budget_steps(algo: str, budget: str = "try") -> int:
     return int(getattr(cls, "cli_default_steps", None) or cls.default_steps)
 
 
-def _default_budget(algo: str, budget: str) -> int:
-    """The budget of a run without --steps, printed on stderr before the run starts."""
+def _default_budget(algo: str, budget: str) -> tuple[int, str]:
+    """The budget of a run without --steps, and the line saying so (printed before training)."""
     from prl.registry import ALGOS
 
     cls = ALGOS.get(algo)
@@ -290,8 +291,7 @@ def _default_budget(algo: str, budget: str) -> int:
         note = f"try-it budget; the paper's is {full:,} (--budget full, or --steps N)"
     else:
         note = "the paper's budget" if budget == "full" else "default budget"
-    print(f"budget: {steps:,} {unit} ({note})", file=sys.stderr, flush=True)
-    return steps
+    return steps, f"budget: {steps:,} {unit} ({note})"
 
 
 def _fmt(v: Any) -> str:

@@ -261,10 +261,12 @@ def run_experiment(
     checkpoint_every: int | None = None,
     progress: bool | None = None,
     run_dir: str | os.PathLike[str] | None = None,
+    announce: Any = None,
 ) -> RunResult:
     """Train ``algo`` on ``env`` into a run directory; resume from its checkpoint when asked.
 
     Everything is validated before the directory is created, so bad input leaves no files.
+    ``announce()`` (optional) is called once everything is validated, just before training.
     """
     out = Path(out)
     resumed = False
@@ -340,6 +342,8 @@ def run_experiment(
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 },
             )
+        if announce is not None:
+            announce()  # e.g. the CLI's "budget: ..." line, after validation
         return _loop(
             learner, run_dir, int(steps), checkpoint_every, progress, keep_rows, resumed, algo
         )
