@@ -216,6 +216,7 @@ def test_example_config_file_is_valid() -> None:
     build_config(ALGOS.get("cpl").Config, raw)
 
 
+@pytest.mark.long  # two worker processes: ~20 s each on a loaded 2-core machine
 def test_example_sweep_runs_tiny(tmp_path: Path) -> None:
     """The Nash example sweep, cut to 2 jobs of 20 iterations, runs to results.csv."""
     from prl.sweep import parse_spec, run_sweep
