@@ -653,6 +653,7 @@ class CMORL(Learner):
         source="tests/test_cmorl.py::test_determinism",
         family="cmorl",
     )
+    cli_default_steps = 100_000
     default_steps = 200_000
     step_unit = "env steps"
     use_stage2 = True

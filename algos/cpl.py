@@ -51,6 +51,10 @@ __all__ = [
     "segment_score",
 ]
 
+# phases as fractions of the run when bc_steps / warmup_steps are None (the paper: 200k BC and 10k
+# warm-up steps of 500k), so a short run still pretrains, warms up and trains CPL
+BC_FRACTION = 0.4
+WARMUP_FRACTION = 0.02
 VARIANT_DEFAULTS = {  # (alpha, lam, bc_coeff): the authors' MetaWorld-state configs
     "cpl": (0.1, 0.5, 0.0),
     "cpl_bc": (0.1, 1.0, 1.0),
@@ -261,13 +265,19 @@ class CPLConfig(OfflineConfig):
     lam: float | None = option(None, "conservative bias λ in (0, 1] (default by variant)")
     bc_coeff: float | None = option(None, "weight of the BC term during CPL (default by variant)")
     bc_data: Literal["all", "pos"] = option("all", "BC term on all batch segments or preferred")
-    bc_steps: int = option(200_000, "BC pretraining steps (CPL-KL's reference = the BC policy)")
+    bc_steps: int | None = option(
+        None,
+        "BC pretraining steps (CPL-KL's reference = the BC policy); None: 40% of the run "
+        "(the paper's 200k of 500k)",
+    )
     dense_pairs: Literal["all", "random"] = option(
         "random",
         "dense data: random pairs labelled by score (the authors' 'rank' batches) or all pairs "
         "of a batch",
     )
-    warmup_steps: int = option(10_000, "linear learning-rate warm-up after BC pretraining")
+    warmup_steps: int | None = option(
+        None, "linear learning-rate warm-up after BC; None: 2% of the run (the paper's 10k of 500k)"
+    )
     lr_multiplier: float | None = option(
         None, "lr multiplier after BC pretraining (default by variant: cpl_kl 0.1, others 1.0)"
     )
@@ -278,10 +288,11 @@ class CPLConfig(OfflineConfig):
         require(a > 0, f"alpha must be positive, got {a}")
         require(0 < lam <= 1, f"lam must be in (0, 1], got {lam}")
         require(bc >= 0, f"bc_coeff must be >= 0, got {bc}")
-        require(self.bc_steps >= 0 and self.warmup_steps >= 0, "bc_steps, warmup_steps >= 0")
+        bc_steps, warmup = self.bc_steps or 0, self.warmup_steps or 0
+        require(bc_steps >= 0 and warmup >= 0, "bc_steps, warmup_steps >= 0")
         require(self.cpl_lr_multiplier() > 0, "lr_multiplier must be positive")
         require(
-            self.variant != "cpl_kl" or self.bc_steps > 0,
+            self.variant != "cpl_kl" or self.bc_steps is None or self.bc_steps > 0,
             "cpl_kl needs bc_steps > 0: its reference policy is the BC-pretrained one",
         )
 
@@ -309,13 +320,14 @@ class CPLConfig(OfflineConfig):
 class CPL(OfflineLearner):
     """Contrastive Preference Learning; one gradient step per ``step()``.
 
-    BC pretraining for ``bc_steps`` (on 2·batch segments), then the optimizer is reset (and
-    CPL-KL freezes the reference policy) and the CPL loss is minimized on sparse labelled pairs
-    or dense score-ranked batches.
+    BC pretraining for ``bc_steps`` (default: 40% of the run; on 2·batch segments), then the
+    optimizer is reset (and CPL-KL freezes the reference policy) and the CPL loss is minimized
+    on sparse labelled pairs or dense score-ranked batches.
     """
 
     Config = CPLConfig
     smoke = smoke_offline({"bc_steps": 0, "warmup_steps": 5}, family="cpl")
+    cli_default_steps = 600
 
     def _build(self) -> None:
         self.alpha, self.lam, self.bc_coeff = self.config.resolved()
@@ -335,15 +347,17 @@ class CPL(OfflineLearner):
     def _set_lr(self) -> None:
         """lr · multiplier · min(1, (k + 1)/warm-up) at CPL step k after BC pretraining."""
         cfg = self.config
-        k = self.steps_done - cfg.bc_steps
-        f = 1.0 if cfg.warmup_steps == 0 else min(1.0, (k + 1) / cfg.warmup_steps)
+        k = self.steps_done - self.phase_steps(cfg.bc_steps, BC_FRACTION)
+        warmup = self.phase_steps(cfg.warmup_steps, WARMUP_FRACTION)
+        f = 1.0 if warmup == 0 else min(1.0, (k + 1) / warmup)
         for g in self.optimizer.param_groups:
             g["lr"] = cfg.lr * cfg.cpl_lr_multiplier() * f
 
     def update(self) -> dict[str, float]:
         cfg = self.config
         self.policy.train()
-        if self.steps_done < cfg.bc_steps:
+        bc_steps = self.phase_steps(cfg.bc_steps, BC_FRACTION)
+        if self.steps_done < bc_steps:
             idx = torch.as_tensor(
                 self.rng.integers(0, self.n_segments, size=2 * cfg.batch_size), device=self.device
             )
@@ -351,7 +365,7 @@ class CPL(OfflineLearner):
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            if self.steps_done + 1 == cfg.bc_steps:  # switch to CPL: fresh optimizer (authors)
+            if self.steps_done + 1 == bc_steps:  # switch to CPL: fresh optimizer (authors)
                 self._new_optimizer()
                 if cfg.variant == "cpl_kl":
                     self._freeze_reference()

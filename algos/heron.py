@@ -269,6 +269,7 @@ class Heron(RLHF):
         source="tests/test_heron.py::test_heron_determinism_and_exact_resume",
         family="heron",
     )
+    cli_default_steps = 24_000
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -431,6 +432,7 @@ class PPOTrueReward(PPOPreferenceLearner):
         env_kwargs=SMOKE_PENDULUM_KW,
         source="tests/test_heron.py::test_ppo_true_reward_determinism_and_fixed_scale",
     )
+    cli_default_steps = 40_000
     ppo_class = TrueRewardPPO
 
     def __init__(

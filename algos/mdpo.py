@@ -896,6 +896,7 @@ class MDPOOnLearner(_MDPOLearner):
         source="tests/test_mdpo.py::test_same_seed_same_numbers",
         family="mdpo (on-policy)",
     )
+    cli_default_steps = 20_480
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -955,7 +956,9 @@ class MDPOOffConfig:
     tsallis_q: float = option(1.0, "Tsallis entropic index of the divergence (1 = KL)")
     learning_rate: float = option(3e-4, "Adam step size (actor and critics)")
     buffer_size: int = option(1_000_000, "replay buffer size")
-    learning_starts: int = option(10_000, "uniform-random env steps before training")
+    learning_starts: int | None = option(
+        None, "uniform-random env steps before training; None: 1% of the run (10k of 1M)"
+    )
     batch_size: int = option(256, "minibatch size")
     tau: float = option(0.005, "target-network Polyak coefficient")
     gamma: float = option(0.99, "discount")
@@ -990,7 +993,10 @@ class MDPOOffConfig:
             "chunk",
         ):
             require(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
-        require(self.learning_starts >= 0, "learning_starts must be >= 0")
+        require(
+            self.learning_starts is None or self.learning_starts >= 0,
+            "learning_starts must be >= 0",
+        )
         require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         require(0 < self.tau <= 1, f"tau must be in (0, 1], got {self.tau}")
         require(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
@@ -1027,6 +1033,16 @@ class MDPOOffLearner(_MDPOLearner):
         source="tests/test_mdpo.py::test_same_seed_same_numbers",
         family="mdpo (off-policy)",
     )
+    cli_default_steps = 2000
+
+    def step(self) -> dict[str, float]:
+        if not getattr(self, "_starts_set", False):
+            self._starts_set = True  # the run's budget is known now: size the random warm-up
+            starts = self.config.learning_starts
+            if starts is None:  # 1% of the run, at least one minibatch
+                starts = max(self.config.batch_size, self.phase_steps(None, 0.01))
+            self.model.learning_starts = max(self.model.learning_starts, starts)
+        return super().step()
 
     @classmethod
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -1045,7 +1061,7 @@ class MDPOOffLearner(_MDPOLearner):
         common = dict(
             learning_rate=cfg.learning_rate,
             buffer_size=cfg.buffer_size,
-            learning_starts=cfg.learning_starts,
+            learning_starts=cfg.learning_starts or 0,  # None: set by step() from the budget
             batch_size=cfg.batch_size,
             tau=cfg.tau,
             gamma=cfg.gamma,
@@ -1105,7 +1121,8 @@ class MDPOOffLearner(_MDPOLearner):
         buf = state.get("replay_buffer")
         if buf is None:  # no buffer stored: refill a batch before the next update
             self.model.learning_starts = max(
-                self.config.learning_starts, self.model.num_timesteps + self.config.batch_size
+                self.phase_steps(self.config.learning_starts, 0.01),
+                self.model.num_timesteps + self.config.batch_size,
             )
             return
         rb = self.model.replay_buffer

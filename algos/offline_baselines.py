@@ -383,6 +383,7 @@ class OfflineLearner(Learner):
 
     Config = OfflineConfig
     default_steps = 500_000
+    cli_default_steps = 1000
     step_unit = "gradient steps"
 
     @classmethod
@@ -742,11 +743,16 @@ def top_episode_segments(data: PreferenceDataset, percent: float) -> np.ndarray:
 class SFTConfig(OfflineConfig):
     """BC on every segment, then BC on the preferred segment of each labelled pair."""
 
-    bc_steps: int = option(200_000, "gradient steps of BC on all segments before fine-tuning")
+    bc_steps: int | None = option(
+        None,
+        "gradient steps of BC on all segments before fine-tuning; None: 40% of the run "
+        "(the paper's 200k of 500k)",
+    )
 
     def validate(self) -> None:
         super().validate()
-        require(self.bc_steps >= 0, f"bc_steps must be >= 0, got {self.bc_steps}")
+        bc = self.bc_steps
+        require(bc is None or bc >= 0, f"bc_steps must be >= 0, got {bc}")
 
 
 @register_algo(
@@ -761,7 +767,7 @@ class SFT(BC):
     smoke = smoke_offline({"bc_steps": 15})
 
     def update(self) -> dict[str, float]:
-        if self.steps_done < self.config.bc_steps:
+        if self.steps_done < self.phase_steps(self.config.bc_steps, 0.4):
             return super().update()
         ia, ib, lab = self.sample_pairs(self.config.batch_size)
         idx = torch.cat([ia[lab >= 0.5], ib[lab <= 0.5]])
@@ -779,7 +785,11 @@ class PIQLConfig(OfflineConfig):
     """Bradley–Terry reward model, then implicit Q-learning on the learned reward."""
 
     lr: float = option(3e-4, "Adam learning rate (actor, critics, value, reward model)")
-    reward_steps: int = option(50_000, "gradient steps that also train the reward model")
+    reward_steps: int | None = option(
+        None,
+        "gradient steps that also train the reward model; None: 10% of the run "
+        "(the paper's 50k of 500k)",
+    )
     reward_ensemble: int = option(1, "reward-model ensemble size")
     expectile: float = option(0.7, "IQL expectile τ of the value regression")
     beta: float = option(3.0, "IQL inverse temperature of the advantage weights exp(β A)")
@@ -789,7 +799,7 @@ class PIQLConfig(OfflineConfig):
 
     def validate(self) -> None:
         super().validate()
-        require(self.reward_steps >= 1, "reward_steps must be >= 1")
+        require(self.reward_steps is None or self.reward_steps >= 1, "reward_steps must be >= 1")
         require(self.reward_ensemble >= 1, "reward_ensemble must be >= 1")
         require(0 < self.expectile < 1, f"expectile must be in (0, 1), got {self.expectile}")
         require(self.beta > 0 and self.clip_weight > 0, "beta and clip_weight must be > 0")
@@ -812,6 +822,7 @@ class PIQL(OfflineLearner):
 
     Config = PIQLConfig
     smoke = smoke_offline({"reward_steps": 15}, family="offline_baselines")
+    cli_default_steps = 150
 
     def _build(self) -> None:
         cfg = self.config
@@ -843,7 +854,7 @@ class PIQL(OfflineLearner):
         idx = torch.cat([ia, ib])
         obs, act = self.obs[idx], self.act[idx]
         valid = self.valid[idx]
-        if self.steps_done < cfg.reward_steps:
+        if self.steps_done < max(1, self.phase_steps(cfg.reward_steps, 0.1)):
             r = self.reward(obs, act)  # [E, 2n, T]
             ret = (r * valid.to(r.dtype)).sum(-1)
             ra, rb = ret.chunk(2, dim=-1)

@@ -421,7 +421,9 @@ class OPPOConfig(OfflineConfig):
     hidden: list[int] = option([256, 256], "hidden widths of the MLP encoder/policy")  # noqa: RUF009
     batch_size: int = option(64, "labelled pairs per gradient step (both segments are used)")
     weight_decay: float = option(1e-4, "AdamW weight decay of the encoder and policy")
-    warmup_steps: int = option(10_000, "linear learning-rate warm-up (gradient steps)")
+    warmup_steps: int | None = option(
+        None, "linear learning-rate warm-up (gradient steps); None: 10% of the run (10k of 100k)"
+    )
     grad_clip: float = option(0.25, "gradient-norm clip of encoder and policy (0: none)")
     teacher: str = option("scripted", "generated data: labelling teacher (prl.offline_datasets)")
     levels: list[str] = option(["random", "medium", "expert"], "generated data: behaviours")  # noqa: RUF009
@@ -443,7 +445,9 @@ class OPPOConfig(OfflineConfig):
             self.n_heads >= 1 and self.embed_dim % self.n_heads == 0,
             f"n_heads must divide embed_dim, got {self.n_heads} and {self.embed_dim}",
         )
-        require(self.weight_decay >= 0 and self.warmup_steps >= 0, "weight_decay, warmup >= 0")
+        require(
+            self.weight_decay >= 0 and (self.warmup_steps or 0) >= 0, "weight_decay, warmup >= 0"
+        )
         require(self.grad_clip >= 0, "grad_clip must be >= 0")
         require(self.policy in ("auto", "categorical", "mse"), "OPPO policy: auto|categorical|mse")
         require(0 <= self.medium_fraction <= 1, "medium_fraction must be in [0, 1]")
@@ -551,6 +555,7 @@ class OPPO(OfflineLearner):
         source="tests/test_oppo.py::test_oppo_is_deterministic_and_resumes_exactly",
         family="oppo",
     )
+    cli_default_steps = 100
     default_steps = 100_000
 
     @classmethod
@@ -645,8 +650,9 @@ class OPPO(OfflineLearner):
         cfg = self.config
         ia, ib, lab = self.sample_pairs(cfg.batch_size)
         # (1) encoder + policy: HIM + triplet (anchor detached) + norm regularizer
-        if cfg.warmup_steps > 0:
-            scale = min(1.0, (self.steps_done + 1) / cfg.warmup_steps)
+        warmup = self.phase_steps(cfg.warmup_steps, 0.1)
+        if warmup > 0:
+            scale = min(1.0, (self.steps_done + 1) / warmup)
             for group in self.optimizer.param_groups:
                 group["lr"] = cfg.lr * scale
         self.model.train()

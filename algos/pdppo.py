@@ -922,6 +922,7 @@ class PDPPOLearner(_PDPPOLearner):
         source="tests/test_pdppo.py",
         family="pdppo",
     )
+    cli_default_steps = 20_480
     algo_class = PDPPO
 
     def _extra_kwargs(self, cfg: PDPPOConfig) -> dict[str, Any]:
@@ -962,4 +963,5 @@ class PPOBaselineLearner(_PDPPOLearner):
         env_kwargs={"instance": "tiny"},
         source="tests/test_pdppo.py",
     )
+    cli_default_steps = 20_480
     algo_class = PPO

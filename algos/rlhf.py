@@ -161,6 +161,7 @@ class RLHF(PPOPreferenceLearner):
     BT reward model on every label so far, and PPO optimizes the (rescaled) learned reward."""
 
     Config = RLHFConfig
+    cli_default_steps = 16_000
     ppo_class = RLHFPPO
     smoke = Smoke(
         env=SMOKE_PENDULUM,

@@ -217,6 +217,7 @@ class SPO(PPOPreferenceLearner):
     Once the budget is spent the policy is frozen (no preference signal is left)."""
 
     Config = SPOConfig
+    cli_default_steps = 24_000
     ppo_class = SPOPPO
     smoke = Smoke(
         env=SMOKE_PENDULUM,

@@ -26,7 +26,7 @@ import pandas as pd
 
 from prl.figure import FigureContext, register_figure
 from prl.metrics import hypervolume
-from prl.plot import learning_curves, new_figure, pareto_front_plot
+from prl.plot import auto_log_scale, learning_curves, new_figure, pareto_front_plot
 from prl.run import train
 
 ALGOS = ("cmorl", "cmorl_stage1")
@@ -243,12 +243,20 @@ class CMORLPareto:
                 start=1,
             ):
                 ax = axes[r, c]
-                learning_curves(ax, curves, x="step", y=col, group="label", reps=300)
-                ax.set_xlabel(xlabel)
-                ax.set_ylabel(name, fontsize=8)
+                learning_curves(
+                    ax, curves, x="step", y=col, group="label", reps=300, xlabel=xlabel, ylabel=name
+                )
                 if col == "sparsity":
-                    ax.set_yscale("symlog", linthresh=1e-3)
+                    auto_log_scale(ax, curves[col])
                 if r == 1:
                     ax.legend(fontsize=6)
+                    ax.text(  # C-MORL *is* Stage 1 until its Stage 2 starts
+                        0.02,
+                        0.02,
+                        "curves coincide until C-MORL's Stage 2 starts",
+                        transform=ax.transAxes,
+                        fontsize=6,
+                        color="0.35",
+                    )
         fig.tight_layout()
         return fig

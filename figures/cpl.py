@@ -36,7 +36,7 @@ import pandas as pd
 from prl.config import build_config
 from prl.figure import FigureContext, register_figure
 from prl.metrics import iqm, stratified_bootstrap_ci
-from prl.plot import learning_curves, new_figure
+from prl.plot import MIN_SEEDS_FOR_CI, learning_curves, new_figure
 from prl.run import train
 from prl.utils import atomic_write_text, torch_threads
 
@@ -57,6 +57,17 @@ def _metric(task: str) -> str:
     if task.startswith("mw-"):
         return "success"
     return "normalized_return" if task in TABULAR_KW else "return"
+
+
+METRIC_WORDS = {
+    "success": "success rate",
+    "normalized_return": "normalized return\n(0 = uniform policy, 1 = optimal)",
+    "return": "episode return",
+}
+
+
+def _metric_words(task: str) -> str:
+    return METRIC_WORDS[_metric(task)]
 
 
 def _label(task: str) -> str:
@@ -311,16 +322,21 @@ class CPLTable:
             colors = [
                 "C0" if r == "dense" else "C1" if r == "sparse" else "0.5" for r in sub["regime"]
             ]
-            ax.bar(
-                x,
-                sub["iqm"],
-                color=colors,
-                yerr=[sub["iqm"] - sub["lo"], sub["hi"] - sub["iqm"]],
-                capsize=2,
-            )
+            banded = len(ctx.seeds) >= MIN_SEEDS_FOR_CI
+            if banded:
+                yerr = [sub["iqm"] - sub["lo"], sub["hi"] - sub["iqm"]]
+                ax.bar(x, sub["iqm"], color=colors, yerr=yerr, capsize=2)
+            else:  # too few seeds for a CI: the mean, and every seed as a dot
+                raw = df[df["task"] == task]
+                for i, (m, r) in enumerate(zip(sub["method"], sub["regime"])):
+                    v = raw[(raw["method"] == m) & (raw["regime"] == r)]["value"]
+                    ax.bar(i, v.mean(), color=colors[i])
+                    ax.plot(np.full(len(v), i), v, "k.", ms=4)
             ax.set_xticks(x, names, fontsize=6)
+            ax.set_xlabel("method and data regime", fontsize=7)
             ax.set_title(_label(task), fontsize=9)
-            ax.set_ylabel(f"{_metric(task)} (IQM, 95% CI)", fontsize=7)
+            stat = "IQM over seeds, 95% CI" if banded else "mean; dots: seeds"
+            ax.set_ylabel(f"{_metric_words(task)}\n({stat})", fontsize=7)
         for ax in flat[len(tasks) :]:
             ax.axis("off")
         fig.tight_layout()
@@ -439,10 +455,16 @@ class CPLDenseSparse:
         fig, axes = new_figure(ncols=len(tasks))
         for ax, task in zip(axes[0], tasks):
             sub = df[df["task"] == task]
-            learning_curves(ax, sub, x="step", y="value", group="data")
+            learning_curves(
+                ax,
+                sub,
+                x="step",
+                y="value",
+                group="data",
+                xlabel="gradient steps",
+                ylabel=_metric_words(task),
+            )
             ax.set_title(f"CPL on {_label(task)}", fontsize=9)
-            ax.set_xlabel("gradient steps")
-            ax.set_ylabel(f"{_metric(task)} (IQM, 95% CI)")
             ax.legend(fontsize=8)
         fig.tight_layout()
         return fig

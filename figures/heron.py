@@ -20,8 +20,7 @@ import pandas as pd
 from prl.algos.heron import DEFAULT_MARGIN, DEFAULT_RANKINGS
 from prl.algos.rlhf import torch_threads
 from prl.figure import FigureContext, register_figure
-from prl.metrics import iqm, stratified_bootstrap_ci
-from prl.plot import learning_curves, new_figure
+from prl.plot import learning_curves, new_figure, seed_bars, seed_stat
 from prl.run import train
 
 # (label, algo, extra config): HERON and its two baselines at equal env steps, equal queries
@@ -79,13 +78,6 @@ def _run(
     rows.append({**base, "row": "final", "step": last["step"], "queries": last["queries"],
                  "eval_return": last.get("eval_return", np.nan), "wall_s": wall})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def _ci(v: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:
-    if v.size >= 2:
-        mid, lo, hi = stratified_bootstrap_ci(v, iqm, reps=1000, rng=rng)
-        return float(mid), float(lo), float(hi)
-    return float(v[0]), float(v[0]), float(v[0])
 
 
 _TASK_CONFIG_PENDULUM = {"gamma": 0.9, "lr": 1e-3}  # Pendulum's usual PPO settings
@@ -214,19 +206,24 @@ class HeronFigure:
         robust = [e for e in envs_ if (df[df["env"] == e]["variant"] != "default").any()]
         ncols = max(len(envs_), len(robust) + 2)
         fig, axes = new_figure(ncols=ncols, nrows=2, size=(3.6, 3.0))
-        rng = np.random.default_rng(0)
         main = df[df["variant"] == "default"]
         # row 1: true return over training, every learner
         for c, env in enumerate(envs_):
             ax = axes[0, c]
             d = main[(main["env"] == env) & (main["row"] == "curve")].dropna(subset=["return"])
-            learning_curves(ax, d, x="step", y="return", group="algo")
+            learning_curves(
+                ax,
+                d,
+                x="step",
+                y="return",
+                group="algo",
+                xlabel="environment steps",
+                ylabel="true return",
+            )
             fin = main[(main["env"] == env) & (main["row"] == "final")]
             q = fin.groupby("algo")["queries"].mean()
-            ax.set_title(f"{env.replace('Factored', '')} (queries: "
+            ax.set_title(f"{env} (HERON queries: "
                          f"{q.get('HERON', np.nan):.0f})", fontsize=9)  # fmt: skip
-            ax.set_xlabel("env steps", fontsize=8)
-            ax.set_ylabel("true return (IQM, 95% CI)", fontsize=8)
             ax.tick_params(labelsize=7)
             if c == 0:
                 ax.legend(fontsize=7)
@@ -245,16 +242,12 @@ class HeronFigure:
                 v = fin[(fin["algo"] == "HERON") & (fin["variant"] == vname)]["eval_return"]
                 bars.append((f"HERON, {vname}", "C1", v.to_numpy(float)))
             for k, (_, color, v) in enumerate(bars):
-                v = v[np.isfinite(v)]
-                if v.size == 0:
-                    continue
-                mid, lo, hi = _ci(v, rng)
-                ax.barh(k, mid, color=color)
-                ax.errorbar(mid, k, xerr=[[mid - lo], [hi - mid]], color="k", capsize=3)
+                seed_bars(ax, k, v, horizontal=True, color=color)
             ax.set_yticks(range(len(bars)), [n for n, _, _ in bars], fontsize=6.5)
             ax.invert_yaxis()
-            ax.set_xlabel("final true return (IQM, 95% CI)", fontsize=8)
-            ax.set_title(f"{env.replace('Factored', '')}: perturbed tree", fontsize=9)
+            ax.set_ylabel("learner (reward-factor tree)", fontsize=8)
+            ax.set_xlabel(f"final true return ({seed_stat(len(ctx.seeds))})", fontsize=8)
+            ax.set_title(f"{env}: perturbed tree", fontsize=9)
             ax.tick_params(axis="x", labelsize=7)
         # agreement of r̂ with the tree over training (HERON runs)
         heron = main[(main["algo"] == "HERON") & (main["row"] == "curve")]
@@ -265,13 +258,19 @@ class HeronFigure:
             ax = axes[1, len(robust) + j]
             d = heron.dropna(subset=[col])
             if not d.empty:
-                learning_curves(ax, d, x="step", y=col, group="env")
+                learning_curves(
+                    ax,
+                    d,
+                    x="step",
+                    y=col,
+                    group="env",
+                    xlabel="environment steps",
+                    ylabel="agreement on decided pairs",
+                )
                 ax.legend(fontsize=6.5)
             ax.axhline(0.9, color="0.5", lw=1, ls="--")
             ax.set_ylim(0, 1.02)
             ax.set_title(title, fontsize=9)
-            ax.set_xlabel("env steps", fontsize=8)
-            ax.set_ylabel("agreement on decided pairs", fontsize=8)
             ax.tick_params(labelsize=7)
         for c in range(len(robust) + 2, ncols):
             axes[1, c].set_visible(False)

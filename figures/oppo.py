@@ -39,7 +39,7 @@ import pandas as pd
 from prl.data import PreferenceDataset
 from prl.figure import FigureContext, register_figure
 from prl.metrics import iqm, stratified_bootstrap_ci
-from prl.plot import new_figure
+from prl.plot import new_figure, seed_bars, seed_stat
 from prl.run import train
 from prl.utils import atomic_write_text, torch_threads
 
@@ -313,21 +313,32 @@ class OPPOBaselines:
             colors = [
                 "C3" if m == "oppo" else "0.55" if m == "pct_bc" else "C0" for m in sub["method"]
             ]
-            ax.bar(
-                x,
-                sub["iqm"],
-                color=colors,
-                yerr=[sub["iqm"] - sub["lo"], sub["hi"] - sub["iqm"]],
-                capsize=2,
-            )
+            raw = df[df["task"] == task]
+            for i, m in enumerate(sub["method"]):
+                seed_bars(ax, i, raw[raw["method"] == m]["value"], color=colors[i])
             ax.axhline(0.0, color="0.3", lw=0.6)
             ax.axhline(1.0, color="0.3", lw=0.6, ls="--")
             ax.set_xticks(x, [METHODS.get(m, m) for m in sub["method"]], fontsize=7)
-            ax.set_title(LABELS.get(task, task), fontsize=9)
-            ax.set_ylabel("score (0 random, 1 expert; IQM, 95% CI)", fontsize=7)
+            ax.set_xlabel("method", fontsize=8)
+            ax.set_title(f"{LABELS.get(task, task)}\n{_expert_note(task, ctx)}", fontsize=7.5)
+            ax.set_ylabel(
+                f"normalized score ({seed_stat(len(ctx.seeds))})\n"
+                "0 = random, 1 = expert (dashed; see note)",
+                fontsize=7,
+            )
+
         fig.tight_layout()
         atomic_write_text(ctx.out / "oppo_baselines.md", table_markdown(summ, tasks, ctx))
         return fig
+
+
+def _expert_note(task: str, ctx: FigureContext) -> str:
+    """What the score's "expert" (1) is on ``task`` at this budget."""
+    if _kind(task) == "tabular":
+        return "0 = uniform policy, 1 = optimal policy (exact)"
+    steps = ctx.budget.get("mujoco", {}).get("expert_steps")
+    expert = f"SAC after {steps:,} steps" if steps else "the data's SAC expert"
+    return f"0 = random behaviour, 1 = {expert}"
 
 
 def table_markdown(summ: pd.DataFrame, tasks: list[str], ctx: FigureContext) -> str:
@@ -415,19 +426,25 @@ class OPPOTeachers:
             for j, method in enumerate(methods):
                 sub = summ[(summ["task"] == task) & (summ["method"] == method)]
                 sub = sub.set_index("teacher").reindex(teachers)
-                ax.bar(
-                    x + (j - (len(methods) - 1) / 2) * width,
-                    sub["iqm"],
-                    width,
-                    yerr=[sub["iqm"] - sub["lo"], sub["hi"] - sub["iqm"]],
-                    capsize=2,
-                    color="C3" if method == "oppo" else f"C{j}",
-                    label=METHODS.get(method, method),
-                )
+                raw = df[(df["task"] == task) & (df["method"] == method)]
+                for i, t in enumerate(teachers):
+                    seed_bars(
+                        ax,
+                        x[i] + (j - (len(methods) - 1) / 2) * width,
+                        raw[raw["teacher"] == t]["value"],
+                        width=width,
+                        color="C3" if method == "oppo" else f"C{j}",
+                        label=METHODS.get(method, method) if i == 0 else None,
+                    )
             ax.axhline(1.0, color="0.3", lw=0.6, ls="--")
             ax.set_xticks(x, [TEACHER_LABELS.get(t, t) for t in teachers], fontsize=7)
+            ax.set_xlabel("teacher labelling the pairs", fontsize=8)
             ax.set_title(f"{LABELS.get(task, task)}: noisy teachers", fontsize=9)
-            ax.set_ylabel("score (0 random, 1 expert; IQM, 95% CI)", fontsize=7)
+            ax.set_ylabel(
+                f"normalized score ({seed_stat(len(ctx.seeds))})\n"
+                "0 = random, 1 = expert (dashed; see note)",
+                fontsize=7,
+            )
             ax.legend(fontsize=7)
         fig.tight_layout()
         return fig

@@ -47,7 +47,7 @@ def _make(fig_name: str, module: str, paper: str) -> type:
         def draw(self, df: pd.DataFrame, ctx: FigureContext) -> Any:
             return _module(module).draw(df)
 
-    doc = (_module(module).__doc__ or "").strip().splitlines()[0]
+    doc = " ".join((_module(module).__doc__ or "").strip().split("\n\n")[0].split())
     Figure.__name__ = Figure.__qualname__ = "".join(p.title() for p in fig_name.split("_"))
     Figure.__doc__ = doc
     register_figure(

@@ -19,8 +19,7 @@ from prl.algos.rlhf import preference_source, random_policy_trajectories
 from prl.algos.spo_deep import torch_threads
 from prl.envs.factored import find_cycles
 from prl.figure import FigureContext, register_figure
-from prl.metrics import iqm, stratified_bootstrap_ci
-from prl.plot import learning_curves, new_figure
+from prl.plot import learning_curves, new_figure, seed_bars, seed_stat
 from prl.run import train
 
 KINDS = ("transitive", "stochastic", "intransitive", "nonmarkov")
@@ -33,6 +32,7 @@ CURVE_METRIC = {
     "intransitive": "return",
     "nonmarkov": "max_height",
 }
+METRIC_WORDS = {"return": "true episode return", "max_height": "maximum torso height"}
 _KEEP = ("return", "max_height", "pref_score", "queries", "win_rate_mean", "reward_accuracy")
 
 
@@ -178,22 +178,28 @@ class SPOControl:
     def draw(self, df: pd.DataFrame, ctx: FigureContext) -> Any:
         env_list = list(dict.fromkeys(df["env"]))
         fig, axes = new_figure(ncols=len(KINDS) + 1, nrows=len(env_list), size=(3.6, 3.0))
-        rng = np.random.default_rng(0)
         for r, env in enumerate(env_list):
             sub = df[df["env"] == env]
             curves = sub[sub["row"] == "curve"]
             for c, kind in enumerate(KINDS):
                 ax = axes[r, c]
                 d = curves[curves["preference"] == kind].dropna(subset=[CURVE_METRIC[kind]])
-                if not d.empty:
-                    learning_curves(ax, d, x="step", y=CURVE_METRIC[kind], group="algo")
-                ax.set_title(f"{env.replace('Factored', '')}: {kind}", fontsize=9)
-                ax.set_xlabel("env steps", fontsize=8)
-                ax.set_ylabel(
-                    f"{CURVE_METRIC[kind]} (IQM, 95% CI)"
-                    + (" — not what the vote ranks" if kind == "intransitive" else ""),
-                    fontsize=7,
+                what = METRIC_WORDS[CURVE_METRIC[kind]] + (
+                    "\n(not what the vote ranks)" if kind == "intransitive" else ""
                 )
+                if not d.empty:
+                    learning_curves(
+                        ax,
+                        d,
+                        x="step",
+                        y=CURVE_METRIC[kind],
+                        group="algo",
+                        xlabel="environment steps",
+                        ylabel=what,
+                    )
+                ax.set_title(f"{env}: {kind} preferences", fontsize=9)
+                ax.xaxis.label.set_fontsize(8)
+                ax.yaxis.label.set_fontsize(7)
                 ax.tick_params(labelsize=7)
                 if c == 0:
                     ax.legend(fontsize=7)
@@ -203,19 +209,16 @@ class SPOControl:
             final = sub[sub["row"] == "final"]
             for k, kind in enumerate(KINDS):
                 v = duel[duel["preference"] == kind]["p_spo_wins"].to_numpy(dtype=float)
-                if v.size == 0:
-                    continue
-                mid, lo, hi = (
-                    stratified_bootstrap_ci(v, iqm, reps=1000, rng=rng)
-                    if v.size >= 2
-                    else (v[0], v[0], v[0])
-                )
-                ax.bar(k, mid, color="C0")
-                ax.errorbar(k, mid, yerr=[[mid - lo], [hi - mid]], color="k", capsize=3)
+                seed_bars(ax, k, v, color="C0")
             ax.axhline(0.5, color="0.5", lw=1, ls="--")
-            ax.set_ylim(0, 1)
-            ax.set_xticks(range(len(KINDS)), [k[:6] for k in KINDS], fontsize=7)
-            ax.set_ylabel("P(SPO traj. ≻ RLHF traj.)", fontsize=8)
+            ax.set_ylim(0, 1.45)  # room for the note above the bars
+            ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+            names = [k.replace("nonmarkov", "non-Markov") for k in KINDS]
+            ax.set_xticks(range(len(KINDS)), names, fontsize=7, rotation=30)
+            ax.set_xlabel("preference the teacher uses", fontsize=8)
+            ax.set_ylabel(
+                f"P(SPO trajectory ≻ RLHF trajectory)\n({seed_stat(len(ctx.seeds))})", fontsize=7
+            )
             q = final.groupby("algo")["queries"].mean()
             w = final.groupby("algo")["wall_s"].mean()
             cyc = sub[sub["row"] == "cycles"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prl.progress import heartbeat
 from prl.registry import CHECKS, load_plugins
 from prl.utils import (
     atomic_path,
@@ -45,11 +46,12 @@ class CheckResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One line: measured vs claimed, tolerance, PASS/FAIL."""
+        """One line: verdict, measured vs claimed with tolerance, and what was measured."""
         verdict = "PASS" if self.passed else "FAIL"
+        what = f"; measured = {' '.join(self.detail.split())}" if self.detail.strip() else ""
         return (
-            f"measured {self.measured:.6g} {self.comparison} claimed {self.claimed:.6g} "
-            f"(tolerance {self.tolerance:.3g}) {verdict}"
+            f"{verdict}: measured {self.measured:.6g} {self.comparison} claimed "
+            f"{self.claimed:.6g} (tolerance {self.tolerance:.3g}){what}"
         )
 
 
@@ -94,6 +96,7 @@ class CheckOutcome:
     seconds: float
     files: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    axes: list[dict[str, Any]] = field(default_factory=list)  # the PNG's axes (figure lint)
 
     @property
     def passed(self) -> bool:
@@ -114,6 +117,7 @@ class CheckOutcome:
             "seconds": round(self.seconds, 3),
             "files": self.files,
             "error": self.error,
+            "axes": self.axes,
         }
 
 
@@ -125,12 +129,17 @@ def _write_table(table: Any, path: Path) -> None:
         df.to_csv(tmp, index=False)
 
 
-def _save_figure(fig: Any, path: Path) -> None:
+def _save_figure(fig: Any, path: Path) -> list[dict[str, Any]]:
+    """Save the PNG; return its axes' labels and tick counts (for the figure lint)."""
     import matplotlib.pyplot as plt
+
+    from prl.plot import axes_summary
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    axes = axes_summary(fig)
     plt.close(fig)
+    return axes
 
 
 def run_check(
@@ -164,9 +173,11 @@ def run_check(
             _write_table(res.table, out / f"{check.name}.csv")
             files["csv"] = f"{check.name}.csv"
         if res.figure is not None:
-            _save_figure(res.figure, out / f"{check.name}.png")
+            axes = _save_figure(res.figure, out / f"{check.name}.png")
             files["png"] = f"{check.name}.png"
     outcome = CheckOutcome(check, res, secs, files)
+    if out is not None and res.figure is not None:
+        outcome.axes = axes
     if out is not None:
         atomic_write_json(out / f"{check.name}.json", outcome.as_dict())
         files["json"] = f"{check.name}.json"
@@ -194,8 +205,9 @@ def run_checks(
     if out is not None:
         check_out_dir(out)  # a file, a read-only mount, no permission: before any check runs
     outcomes = []
-    for c in checks:
-        o = run_check(c, quick=quick, device=device, seed=seed, out=out)
+    for i, c in enumerate(checks, 1):
+        with heartbeat(f"check {c.name} ({i}/{len(checks)})"):  # long checks say they run
+            o = run_check(c, quick=quick, device=device, seed=seed, out=out)
         outcomes.append(o)
         if echo is not None:
             if o.error is not None:

@@ -147,7 +147,18 @@ def _build_parser() -> _Parser:
     r.add_argument("algo", nargs="?", help="algorithm name (prl list algos)")
     r.add_argument("--env", help="environment name (prl list envs)")
     r.add_argument("--seed", type=_seed, default=None, help="random seed (default 0)")
-    r.add_argument("--steps", type=_positive_int, default=None, help="training budget")
+    r.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="training budget (default: the --budget preset)",
+    )
+    r.add_argument(
+        "--budget",
+        choices=["try", "full"],
+        default="try",
+        help="default budget: try (about a minute on 2 CPU cores) or full (the paper's)",
+    )
     r.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default: auto")
     r.add_argument(
         "--threads",
@@ -334,11 +345,14 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         config.update(loaded)
     config.update(_parse_config_overrides(args.algo, extra))
     resume = args.resume
+    steps, note = args.steps, None
+    if steps is None and resume in (False, None):
+        steps, note = _default_budget(args.algo, args.budget)
     res = run_experiment(
         args.algo,
         args.env or "",
         seed=args.seed,
-        steps=args.steps,
+        steps=steps,
         device=args.device,
         out=args.out,
         resume=resume,
@@ -348,6 +362,7 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         checkpoint_minutes=args.checkpoint_minutes,
         threads=args.threads,
         progress=False if args.no_progress else None,
+        announce=(lambda: print(note, file=sys.stderr, flush=True)) if note else None,
     )
     shown = {k: v for k, v in res.final.items()}
     print(f"run directory: {res.run_dir}")
@@ -355,6 +370,31 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"already finished at step {res.steps_done}: nothing to do")
     print("final: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
     return 0
+
+
+def budget_steps(algo: str, budget: str = "try") -> int:
+    """``prl run``'s default budget of ``algo``: the "try it" preset or the paper's (``full``)."""
+    from prl.registry import ALGOS
+
+    cls = ALGOS.get(algo)
+    if budget == "full":
+        return int(cls.default_steps)
+    return int(getattr(cls, "cli_default_steps", None) or cls.default_steps)
+
+
+def _default_budget(algo: str, budget: str) -> tuple[int, str]:
+    """The budget of a run without --steps, and the line saying so (printed before training)."""
+    from prl.registry import ALGOS
+
+    cls = ALGOS.get(algo)
+    unit = getattr(cls, "step_unit", "steps")
+    full = int(cls.default_steps)
+    steps = budget_steps(algo, budget)
+    if budget == "try" and steps < full:
+        note = f"try-it budget; the paper's is {full:,} (--budget full, or --steps N)"
+    else:
+        note = "the paper's budget" if budget == "full" else "default budget"
+    return steps, f"budget: {steps:,} {unit} ({note})"
 
 
 def _fmt(v: Any) -> str:
@@ -391,6 +431,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_figure(args: argparse.Namespace) -> int:
     from prl.figure import make_figure
+    from prl.progress import heartbeat
     from prl.registry import FIGURES
 
     _many_small_runs_threads(args)
@@ -405,7 +446,8 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     ok = True
     for n in names:
-        fo = make_figure(n, out=args.out, device=args.device, catch=args.all, **_tier_kw(args))
+        with heartbeat(f"figure {n}"):
+            fo = make_figure(n, out=args.out, device=args.device, catch=args.all, **_tier_kw(args))
         if fo.ok:
             print(
                 f"{n}: "

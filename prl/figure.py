@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from prl.errors import ConfigError, PrlError
+from prl.plot import axes_summary, mark_smoke_test
 from prl.registry import FIGURES
 from prl.utils import atomic_path, atomic_write_json, git_info, resolve_device
 
@@ -244,6 +245,8 @@ def make_figure(
         stored = pd.read_csv(csv_path)  # draw from the stored CSV, never from live objects
         claim = judge_claim(name, stored, tier=tier, seeds=seeds, budget=bud)
         fig = fig_obj.draw(stored, ctx)
+        if tier == "quick":
+            mark_smoke_test(fig)
         fig.text(
             0.99,
             0.005,
@@ -256,6 +259,7 @@ def make_figure(
         png = out / f"{name}.png"
         with atomic_path(png) as tmp:
             fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        axes = axes_summary(fig)  # labels and ticks as drawn, for the figure lint
         plt.close(fig)
         files["png"] = png.name
     except Exception as exc:
@@ -280,6 +284,7 @@ def make_figure(
             "git": git_info(),
             "claim": claim,
             "store": None if store_dir is None else str(store_dir),
+            "axes": axes,
         },
     )
     files["json"] = f"{name}.json"

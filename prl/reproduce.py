@@ -11,6 +11,7 @@ from typing import Any
 from prl.checks import CheckOutcome, run_check
 from prl.errors import UnknownNameError
 from prl.figure import FigureOutcome, make_figure
+from prl.progress import heartbeat
 from prl.registry import CHECKS, FIGURES, load_plugins
 from prl.utils import (
     atomic_write_json,
@@ -19,6 +20,20 @@ from prl.utils import (
     git_info,
     resolve_device,
 )
+
+SMOKE_NOTE = "smoke test: not a result"
+
+
+def _figure_text(name: str) -> tuple[str, str]:
+    """A figure's paper and what it shows (its description, and its claim where it has one)."""
+    if name not in FIGURES:
+        return "", ""
+    spec = FIGURES.get(name)
+    what = " ".join(str(spec.description).split())
+    claim = getattr(spec, "claim", "")
+    if claim:
+        what += f" — claim: {' '.join(str(claim).split())}"
+    return str(spec.paper), what
 
 
 def reproduce(
@@ -58,16 +73,19 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     c_out: list[CheckOutcome] = []
-    for n in check_names:
-        o = run_check(CHECKS.get(n), quick=quick, device=device, seed=seed, out=out / "checks")
+    n_items = len(check_names) + len(fig_names)
+    for i, n in enumerate(check_names, 1):
+        with heartbeat(f"[{i}/{n_items}] check {n}"):
+            o = run_check(CHECKS.get(n), quick=quick, device=device, seed=seed, out=out / "checks")
         c_out.append(o)
         if echo:
             status = "PASS" if o.passed else ("ERROR" if o.error else "FAIL")
             echo(f"[check ] {status:5s} {n} ({o.seconds:.1f}s)")
     f_out: list[FigureOutcome] = []
-    for n in fig_names:
-        fo = make_figure(n, out=out / "figures", device=device, catch=True, budget=tier,
-                         rerun=rerun, backend=backend, workers=workers, store=store)  # fmt: skip
+    for i, n in enumerate(fig_names, len(check_names) + 1):
+        with heartbeat(f"[{i}/{n_items}] figure {n}"):
+            fo = make_figure(n, out=out / "figures", device=device, catch=True, budget=tier,
+                             rerun=rerun, backend=backend, workers=workers, store=store)  # fmt: skip
         f_out.append(fo)
         if echo:
             status = "OK" if fo.ok else "ERROR"
@@ -108,8 +126,9 @@ def write_index(
         "",
         "## Theory checks",
         "",
-        "| check | paper | claim | measured | claimed | tol | result | time (s) | files |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| check | paper | claim | what is measured | measured | claimed | tol | result "
+        "| time (s) | files |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows_html = []
     for o in checks:
@@ -120,9 +139,10 @@ def write_index(
         clm = "" if r is None else f"{r.comparison} {r.claimed:.4g}"
         tol = "" if r is None else f"{r.tolerance:.3g}"
         claim = o.check.claim.replace("|", "\\|")
+        what = "" if r is None else " ".join(r.detail.split()).replace("|", "\\|")
         md.append(
-            f"| {o.check.name} | {o.check.paper} | {claim} | {meas} | {clm} | {tol} | **{status}** "
-            f"| {o.seconds:.1f} | {' '.join(links)} |"
+            f"| {o.check.name} | {o.check.paper} | {claim} | {what} | {meas} | {clm} | {tol} "
+            f"| **{status}** | {o.seconds:.1f} | {' '.join(links)} |"
         )
         hl = " ".join(
             f'<a href="checks/{html.escape(v)}">{html.escape(k)}</a>' for k, v in o.files.items()
@@ -135,25 +155,38 @@ def write_index(
         err = f"<br><small>{html.escape(o.error)}</small>" if o.error else ""
         rows_html.append(
             f"<tr><td>{html.escape(o.check.name)}</td><td>{html.escape(o.check.paper)}</td>"
-            f"<td>{html.escape(o.check.claim)}</td><td>{meas}</td><td>{html.escape(clm)}</td>"
+            f"<td>{html.escape(o.check.claim)}</td><td>{html.escape(what)}</td>"
+            f"<td>{meas}</td><td>{html.escape(clm)}</td>"
             f"<td>{tol}</td><td class='{status.lower()}'>{status}{err}</td>"
             f"<td>{o.seconds:.1f}</td><td>{hl}{img}</td></tr>"
         )
+    smoke = SMOKE_NOTE if quick else ""
     md += [
         "",
         "## Figures",
         "",
-        "| figure | seeds | result | time (s) | files |",
-        "|---|---|---|---|---|",
+        *(
+            [
+                f"**{SMOKE_NOTE}**: quick-budget figures check that the code runs end to end; "
+                "their numbers are not the papers' results (run `prl reproduce` for those).",
+                "",
+            ]
+            if quick
+            else []
+        ),
+        "| figure | paper | what it shows | seeds | result | time (s) | files |",
+        "|---|---|---|---|---|---|---|",
     ]
     figs_html = []
     for f in figures:
         status = "OK" if f.ok else "ERROR"
         links = [f"[{k}](figures/{v})" for k, v in f.files.items()]
+        paper, what = _figure_text(f.name)
+        verdict = f"**{status}**" + (f" ({smoke})" if smoke and f.ok else "")
         md.append(
-            f"| {f.name} | {', '.join(map(str, f.seeds))} | **{status}**"
-            f"{(' ' + f.error.replace('|', '/')) if f.error else ''} | {f.seconds:.1f} "
-            f"| {' '.join(links)} |"
+            f"| {f.name} | {paper} | {what.replace('|', '/')} | {', '.join(map(str, f.seeds))} "
+            f"| {verdict}{(' ' + f.error.replace('|', '/')) if f.error else ''} "
+            f"| {f.seconds:.1f} | {' '.join(links)} |"
         )
         hl = " ".join(
             f'<a href="figures/{html.escape(v)}">{html.escape(k)}</a>' for k, v in f.files.items()
@@ -165,28 +198,41 @@ def write_index(
         )
         err = f"<br><small>{html.escape(f.error)}</small>" if f.error else ""
         figs_html.append(
-            f"<tr><td>{html.escape(f.name)}</td><td>{', '.join(map(str, f.seeds))}</td>"
-            f"<td class='{status.lower()}'>{status}{err}</td><td>{f.seconds:.1f}</td>"
+            f"<tr><td>{html.escape(f.name)}</td><td>{html.escape(paper)}</td>"
+            f"<td>{html.escape(what)}</td><td>{', '.join(map(str, f.seeds))}</td>"
+            f"<td class='{status.lower()}'>{status}{err}"
+            f"{'<br><span class=smoke>' + smoke + '</span>' if smoke and f.ok else ''}</td>"
+            f"<td>{f.seconds:.1f}</td>"
             f"<td>{hl}{img}</td></tr>"
         )
     claim_md, claim_html = _claims_section(figures)
     md += claim_md
     atomic_write_text(out / "index.md", "\n".join(md) + "\n")
+    smoke_html = (
+        f'<p class="smoke">{SMOKE_NOTE}: quick-budget figures check that the code runs end to '
+        "end; their numbers are not the papers' results (run <code>prl reproduce</code>).</p>"
+        if quick
+        else ""
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>prl reproduction ({mode})</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}.pass,.ok{{color:#070}}
-.fail,.error{{color:#a00;font-weight:bold}}</style></head><body>
+.fail,.error{{color:#a00;font-weight:bold}}.smoke{{color:#b00;font-weight:bold}}</style>
+</head><body>
 <h1>prl reproduction</h1>
 <p>Mode: <b>{mode}</b> · device: {html.escape(device)} · commit:
 <code>{html.escape(str(git.get("commit")))}</code> · total wall-clock: {total_seconds:.1f} s</p>
 <h2>Theory checks</h2>
-<table><tr><th>check</th><th>paper</th><th>claim</th><th>measured</th><th>claimed</th>
+<table><tr><th>check</th><th>paper</th><th>claim</th><th>what is measured</th>
+<th>measured</th><th>claimed</th>
 <th>tol</th><th>result</th><th>time (s)</th><th>files</th></tr>
 {"".join(rows_html)}
 </table>
 <h2>Figures</h2>
-<table><tr><th>figure</th><th>seeds</th><th>result</th><th>time (s)</th><th>files</th></tr>
+{smoke_html}
+<table><tr><th>figure</th><th>paper</th><th>what it shows</th><th>seeds</th><th>result</th>
+<th>time (s)</th><th>files</th></tr>
 {"".join(figs_html)}
 </table>{claim_html}</body></html>
 """
@@ -209,6 +255,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}.pass,.ok{{colo
                     "error": f.error,
                     "budget": f.tier or mode,
                     "claim": f.claim,
+                    "paper": _figure_text(f.name)[0],
+                    "description": _figure_text(f.name)[1],
+                    "smoke_test": quick,
                 }
                 for f in figures
             ],

@@ -78,7 +78,10 @@ class Learner(abc.ABC):
     """
 
     Config: ClassVar[type]
-    default_steps: ClassVar[int] = 1000
+    default_steps: ClassVar[int] = 1000  # the paper's budget (`prl run --budget full`)
+    # `prl run`'s default budget: a "try it" run that finishes in about a minute on 2 CPU cores
+    # (None: default_steps is already that short)
+    cli_default_steps: ClassVar[int | None] = None
     step_unit: ClassVar[str] = "steps"
 
     def __init__(
@@ -94,6 +97,12 @@ class Learner(abc.ABC):
         # the run's whole budget, set by the run loop before the first step() (schedules that
         # anneal over the run, e.g. MDPO's t_k = 1 − k/K, read it)
         self.total_steps: int | None = None
+
+    def phase_steps(self, value: int | None, fraction: float) -> int:
+        """A training phase's length: ``value`` when set, else ``fraction`` of this run's budget."""
+        if value is not None:
+            return int(value)
+        return round(fraction * (self.total_steps or self.default_steps))
 
     @classmethod  # noqa: B027
     def check_env(cls, env: str, env_kwargs: dict[str, Any]) -> None:
@@ -405,6 +414,7 @@ def run_experiment(
     threads: int | None = None,
     progress: bool | None = None,
     run_dir: str | os.PathLike[str] | None = None,
+    announce: Any = None,
 ) -> RunResult:
     """Train ``algo`` on ``env`` into a run directory; resume from its checkpoint when asked.
 
@@ -413,6 +423,7 @@ def run_experiment(
     config; a different one is refused) and may only change its budget ``steps`` upwards; a
     finished run resumed with the same budget is a no-op (``RunResult.already_finished``).
     ``threads`` (default :func:`prl.utils.default_threads`) is part of the run's config.
+    ``announce()`` (optional) is called once everything is validated, just before training.
     """
     out = Path(out)
     if seed is not None:
@@ -537,6 +548,8 @@ def run_experiment(
                             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                         },
                     )
+                    if announce is not None:
+                        announce()  # e.g. the CLI's "budget: ..." line, after validation
                     return _loop(
                         learner, run_dir, int(steps), checkpoint_every, float(checkpoint_minutes),
                         progress, None, False, algo, None,
@@ -674,7 +687,7 @@ def _loop(
     algo: str,
     last: dict[str, Any] | None,
 ) -> RunResult:
-    from tqdm.auto import tqdm
+    from prl.progress import Progress
 
     if writer is None:
         writer = MetricsWriter(run_dir / "metrics.csv")
@@ -686,14 +699,12 @@ def _loop(
     next_ckpt = (learner.steps_done // every + 1) * every
     last_ckpt_time = _now()
     last = dict(last or {})
-    bar = tqdm(
-        total=steps,
-        initial=min(learner.steps_done, steps),
-        desc=f"{algo} {learner.env_name} seed {learner.seed}",
+    bar = Progress(  # a bar on a terminal, a line every $PRL_PROGRESS_INTERVAL s in a log
+        steps,
+        f"{algo} {learner.env_name} seed {learner.seed}",
         unit=type(learner).step_unit,
-        disable=(not progress) if progress is not None else None,
-        leave=False,
-        dynamic_ncols=True,
+        initial=min(learner.steps_done, steps),
+        enabled=progress,
     )
     try:
         while learner.steps_done < steps:
@@ -711,7 +722,7 @@ def _loop(
                     if k != "step" and isinstance(v, (int, float)):
                         tb.add_scalar(k, v, row["step"])
             last = row
-            bar.update(min(learner.steps_done, steps) - bar.n)
+            bar.update(learner.steps_done, row)
             if (
                 learner.steps_done >= next_ckpt
                 or learner.steps_done >= steps

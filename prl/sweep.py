@@ -4,16 +4,18 @@ A spec (YAML, read with the safe loader)::
 
     name: demo                 # sweep directory name under out (default: the spec's stem)
     out: runs/sweeps           # parent directory (default: runs/sweeps)
-    algos: [nash_md]           # required
-    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required
+    algos: [nash_md, nash_mp]  # required (prl list algos)
+    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required (prl list envs)
     seeds: [0, 1, 2]           # or an integer n meaning 0..n-1 (default [0])
-    steps: 500                 # budget per run (default: the algorithm's)
-    config: {eta: 0.1}         # fixed config overrides
-    grid: {eta: [0.1, 0.5]}    # cartesian product of config overrides
+    steps: 500                 # budget per run (default: the algorithm's full, paper budget)
+    config: {opponents: 0}     # fixed config overrides (fields: prl run ALGO --help)
+    grid: {beta: [0.1, 0.5]}   # cartesian product of config overrides
     checkpoint_every: 100
     retries: 1                 # a failed run is retried this many times
     device: cpu                # auto, cpu or cuda (checked when the spec is loaded)
     threads: 1                 # per run (default: 1 when workers run in parallel, else all cores)
+
+Runnable specs live in ``examples/`` (``prl sweep examples/sweep_nash_dueling.yaml``).
 
 Everything — names, config fields and values of every grid point, environment arguments,
 device — is validated when the spec is loaded, before any worker starts. Each run gets a fixed

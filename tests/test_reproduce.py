@@ -40,6 +40,32 @@ def _assert_every_link_present(out: Path) -> set[str]:
     return links["md"]
 
 
+def _lint_problems(idx: dict) -> list[str]:
+    """The figure lint (every axis labelled in words, tick labels present) over every PNG of a
+    reproduction, from the axes recorded next to each PNG as it was drawn."""
+    from prl.plot import lint_axes
+
+    problems = []
+    for item in [*idx["checks"], *idx["figures"]]:
+        if "png" in item["files"]:
+            meta = json.loads(
+                (Path(idx["_out"]) / item["_dir"] / item["files"]["json"]).read_text()
+            )
+            assert meta["axes"], f"{item['name']}: no axes recorded for its PNG"
+            problems += lint_axes(meta["axes"], item["name"])
+    return problems
+
+
+def _index(out: Path) -> dict:
+    idx = json.loads((out / "index.json").read_text())
+    idx["_out"] = str(out)
+    for c in idx["checks"]:
+        c["_dir"] = "checks"
+    for f in idx["figures"]:
+        f["_dir"] = "figures"
+    return idx
+
+
 def test_quick_reproduce_subset_writes_index_with_every_linked_file(tmp_path: Path) -> None:
     out = tmp_path / "results"
     rc = main(["reproduce", "--quick", "--out", str(out), "--only", *FAST_CHECKS, *FAST_FIGURES])
@@ -60,6 +86,14 @@ def test_quick_reproduce_subset_writes_index_with_every_linked_file(tmp_path: Pa
     assert all(f["ok"] for f in idx["figures"])
     md = (out / "index.md").read_text()
     assert "**PASS**" in md and "**OK**" in md
+    # the index explains itself: what each check measured, what each figure shows, smoke marks
+    assert "what is measured" in md and "− R_T/T" in md
+    assert "SPO self-play on cyclic dice" in md
+    assert (
+        "smoke test: not a result" in md
+        and "smoke test: not a result" in (out / "index.html").read_text()
+    )
+    assert _lint_problems(_index(out)) == []
 
 
 def test_reproduce_unknown_name_exits_2_and_writes_nothing(
@@ -115,3 +149,5 @@ def test_full_quick_reproduce_links_every_file(tmp_path: Path) -> None:
     assert len(idx["checks"]) == len(CHECKS.names())
     assert len(idx["figures"]) == len(FIGURES.names())
     assert rc == 0
+    # the figure lint over every registered figure and check plot at the quick budget
+    assert _lint_problems(_index(out)) == []

@@ -156,6 +156,7 @@ def draw(df: Any) -> Any:
     ax.axhline(ab["pi_star_mass"].iloc[0], color="k", ls="--", lw=1, label="π* on those actions")
     ax.set_yscale("log")
     ax.set_ylabel("mean π(a|s) on actions absent from the data")
+    ax.set_xlabel("conservative bias λ of the CPL loss")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -73,11 +73,13 @@ def check_minimax_winner(quick: bool, device: Any, seed: int) -> CheckResult:
         xs = np.arange(len(exact)) + 4 * i
         axes[0].bar(xs - 0.2, exact, 0.4, color="0.7", label="closed form" if i == 0 else None)
         axes[0].bar(xs + 0.2, pi, 0.4, color="C0", label="LP" if i == 0 else None)
-    axes[0].set_xticks([1, 5, 9], list(CLOSED_FORMS))
+    axes[0].set_xticks([1, 5, 9], [str(k).replace("_", " ") for k in CLOSED_FORMS])
+    axes[0].set_xlabel("game (closed-form minimax winner vs LP)")
     axes[0].set_ylabel("probability")
     axes[0].legend(fontsize=8)
     axes[1].hist(np.log10(np.maximum(expl, 1e-17)), bins=20)
     axes[1].set_xlabel("log10 exploitability (random 10×10 games)")
+    axes[1].set_ylabel("number of games")
     fig.tight_layout()
     tol = 1e-8
     return CheckResult(

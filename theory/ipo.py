@@ -178,6 +178,7 @@ def draw(df: Any) -> Any:
         ax.bar(xs + 0.27 * (i - 1), sub["ipo"], width=0.25, label=f"IPO, τ = {tau:g}")
         ax.scatter(xs + 0.27 * (i - 1), sub["paper"], color="k", marker="_", s=80, zorder=3)
     ax.set_xticks(xs, ["a", "b", "c"])
+    ax.set_xlabel("response y")
     ax.set_ylabel("π(y)  (black: Azar et al.)")
     ax.set_title("a ≻ b ≻ c, uniform π_ref", fontsize=9)
     ax.legend(fontsize=7)

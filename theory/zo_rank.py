@@ -26,7 +26,7 @@ import torch
 from prl.algos.zo_rank import ranking_oracle, zo_rank_sgd
 from prl.checks import CheckResult, register_check
 from prl.errors import InvalidInputError
-from prl.plot import fit_loglog_slope, new_figure
+from prl.plot import ensure_log_ticks, fit_loglog_slope, new_figure
 from prl.theory._po import generator, one_thread, result
 
 ETA0, D0, M, MU = 0.5, 2.0, 4, 1e-5
@@ -119,7 +119,8 @@ def draw(df: Any) -> Any:
         ax.minorticks_off()
         ax.set_xticks(x, [str(int(v)) for v in x])
         ax.set_xlabel("iterations T (d = 8)" if scan == "T" else "dimension d (T = 512)")
-        ax.set_ylabel("(1/T) Σ_t ‖∇f(x_t)‖, mean over runs")
+        ax.set_ylabel("average gradient norm (1/T) Σ_t ‖∇f(x_t)‖\n(mean over runs)")
+        ensure_log_ticks(ax, "y")  # the values span less than a decade
         ax.legend(fontsize=7)
     inv = df[df["scan"] == "invariance"]
     if len(inv):
