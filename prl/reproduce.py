@@ -84,8 +84,10 @@ def reproduce(
     f_out: list[FigureOutcome] = []
     for i, n in enumerate(fig_names, len(check_names) + 1):
         with heartbeat(f"[{i}/{n_items}] figure {n}"):
-            fo = make_figure(n, out=out / "figures", device=device, catch=True, budget=tier,
-                             rerun=rerun, backend=backend, workers=workers, store=store)  # fmt: skip
+            fo = make_figure(
+                n, out=out / "figures", device=device, catch=True, budget=tier, rerun=rerun,
+                backend=backend, workers=workers, store=store,
+            )  # fmt: skip
         f_out.append(fo)
         if echo:
             status = "OK" if fo.ok else "ERROR"
