@@ -362,7 +362,7 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         checkpoint_minutes=args.checkpoint_minutes,
         threads=args.threads,
         progress=False if args.no_progress else None,
-        announce=(lambda: print(note, file=sys.stderr, flush=True)) if note else None,
+        announce=(lambda: print(note, flush=True)) if note else None,
     )
     shown = {k: v for k, v in res.final.items()}
     print(f"run directory: {res.run_dir}")

@@ -102,7 +102,7 @@ def test_try_it_command_finishes_at_its_cli_default(algo: str, env: str, tmp_pat
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert time.monotonic() - t0 < TRY_IT_LIMIT_S
     steps = budget_steps(algo)
-    assert re.search(rf"^budget: {steps:,} ", proc.stderr, re.M), proc.stderr[-500:]
+    assert re.search(rf"^budget: {steps:,} ", proc.stdout, re.M), proc.stdout[-500:]
     assert f"step={steps}" in proc.stdout or "final:" in proc.stdout
 
 
