@@ -73,6 +73,7 @@ __all__ = [
     "pair_indices",
     "trajectory_returns",
     "tree_agreement",
+    "tree_levels",
 ]
 
 #: Importance ranking of each factored task (most important first): what a designer who wants
@@ -146,19 +147,38 @@ def heron_source(
     return PreferenceSource("heron", OnFactors(tree), None, task_raters(env))
 
 
+def tree_levels(
+    tree: Hierarchical, returns: np.ndarray, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tree's decision (±1, 0 for all-tie) and deciding level (−1 for all-tie) of the pairs
+    ``(a[i], b[i])`` from per-trajectory factor returns ``returns [N, K]``
+    (``tree.factor_returns`` of the N trajectories), both [P]: each trajectory is summed once,
+    not once per pair. The same numbers as ``tree.decide(seg[a], seg[b])``, std_k taken over
+    the pairs' trajectories with multiplicity as there."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    fa, fb = returns[a], returns[b]
+    std = tree.scale if tree.scale is not None else np.concatenate([fa, fb], axis=0).std(axis=0)
+    out = np.zeros(a.shape[0], dtype=np.int64)
+    level = np.full(a.shape[0], -1, dtype=np.int64)
+    undecided = np.ones(a.shape[0], dtype=bool)
+    for ell, k in enumerate(tree.order):
+        thr = tree.margins[ell] * std[k]
+        a_wins = undecided & (fa[:, k] > fb[:, k] + thr)
+        b_wins = undecided & (fb[:, k] > fa[:, k] + thr)
+        out[a_wins], out[b_wins] = 1, -1
+        level[a_wins | b_wins] = ell
+        undecided &= ~(a_wins | b_wins)
+    return out, level
+
+
 def deciding_level(tree: Hierarchical, a: Segments, b: Segments) -> np.ndarray:
     """The level (0 = most important) whose margin decided each pair, −1 where every level ties,
     shape [B]. ``a``/``b`` carry factored rewards [B,T,K] (see :meth:`OnFactors.factored`)."""
-    fa, fb = tree.factor_returns(a), tree.factor_returns(b)
-    std = tree.scale if tree.scale is not None else np.concatenate([fa, fb]).std(axis=0)
-    signs = None if tree.signs is None else tree.signs.tolist()
-    out = np.full(a.batch_size, -1, dtype=np.int64)
-    for lvl in range(len(tree.order)):
-        # the tree cut after level lvl, with the full batch's stds: decided at lvl iff it
-        # decides now and did not before
-        prefix = Hierarchical(tree.order[: lvl + 1], tree.margins[: lvl + 1], signs, std.tolist())
-        out[(out < 0) & (prefix.decide(a, b) != 0)] = lvl
-    return out
+    B = a.batch_size
+    if b.batch_size != B:
+        raise InvalidInputError(f"a and b must hold as many pairs, got {B} and {b.batch_size}")
+    f = np.concatenate([tree.factor_returns(a), tree.factor_returns(b)], axis=0)
+    return tree_levels(tree, f, np.arange(B), B + np.arange(B))[1]
 
 
 def pair_indices(n_new: int, n_old: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -169,13 +189,14 @@ def pair_indices(n_new: int, n_old: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def trajectory_returns(
     reward_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], seg: Segments
 ) -> np.ndarray:
-    """Σ_t r(s_t, a_t) over the valid steps of each trajectory, [B]."""
+    """Σ_t r(s_t, a_t) over the valid steps of each trajectory, [B] (r evaluated on the valid
+    steps only, in one batched call)."""
     B, T = seg.batch_size, seg.length
-    obs = seg.obs.reshape(B * T, *seg.obs.shape[2:])
-    act = seg.actions.reshape(B * T, *seg.actions.shape[2:])
-    r = np.asarray(reward_fn(obs, act), dtype=np.float64).reshape(B, T)
     valid = np.asarray(seg.infos.get("valid", np.ones((B, T), dtype=bool)), dtype=bool)
-    return np.where(valid, r, 0.0).sum(axis=1)
+    r = np.zeros((B, T))
+    if valid.any():
+        r[valid] = np.asarray(reward_fn(seg.obs[valid], seg.actions[valid]), dtype=np.float64)
+    return r.sum(axis=1)
 
 
 def tree_agreement(
@@ -188,11 +209,12 @@ def tree_agreement(
 ) -> tuple[float, int]:
     """Fraction of the pairs ``(seg[a], seg[b])`` the tree decides on which Σ_t r(s_t, a_t) orders
     them the same way (NaN when none is decided), and the number decided. ``seg`` carries the
-    factors in ``infos["factors"]``; ``decision`` (the tree's ±1/0) is computed when None."""
+    factors in ``infos["factors"]``; ``decision`` (the tree's ±1/0) is computed when None.
+    Both the factor returns and Σ_t r̂ are computed once per trajectory, not once per pair."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     if decision is None:
-        f = OnFactors.factored(seg)
-        decision = tree.decide(f[a], f[b]) if a.size else np.zeros(0, dtype=np.int64)
+        f = tree.factor_returns(OnFactors.factored(seg))
+        decision = tree_levels(tree, f, a, b)[0]
     decision = np.asarray(decision)
     if decision.shape != a.shape:
         raise InvalidInputError(f"decision must have shape {a.shape}, got {decision.shape}")
@@ -288,8 +310,8 @@ class Heron(RLHF):
             rng = np.random.default_rng([self.seed, 0x4E50])
             self.heldout = random_policy_trajectories(env, n, rng, **self.env_kwargs)
             self._ha, self._hb = pair_indices(n)
-            f = OnFactors.factored(self.heldout)
-            self._hdec = self.tree.decide(f[self._ha], f[self._hb])
+            f = self.tree.factor_returns(OnFactors.factored(self.heldout))
+            self._hdec = tree_levels(self.tree, f, self._ha, self._hb)[0]
 
     def make_source(self, config: Any, env: str) -> PreferenceSource:
         """The tree of ``config.order`` / ``config.margins`` over the task's factors."""
@@ -305,9 +327,8 @@ class Heron(RLHF):
         a, b = pair_indices(new.batch_size, n_old)
         if a.size == 0:
             return {}
-        f = OnFactors.factored(seg)
-        lvl = deciding_level(self.tree, f[a], f[b])
-        dec = self.tree.decide(f[a], f[b])
+        f = self.tree.factor_returns(OnFactors.factored(seg))
+        dec, lvl = tree_levels(self.tree, f, a, b)
         agree, _ = tree_agreement(self.reward, self.tree, seg, a, b, dec)
         names = factor_spec(self.env_name).names
         out = {"tree_agreement": agree, "tie_fraction": float(np.mean(lvl < 0))}

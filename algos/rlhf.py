@@ -86,6 +86,9 @@ __all__ = [
 ]
 
 
+#: valid steps (the newest) on which r̂ is rescaled to unit per-step spread after each refit
+SCALE_STEPS = 1 << 16
+
 # tiny reward-model settings (tests/test_rlhf.py, tests/test_heron.py)
 SMOKE_RM_TINY: dict[str, Any] = {"rm_hidden": [16], "rm_steps": 5, "rm_batch": 8}
 
@@ -138,6 +141,12 @@ class RLHFConfig(PPOLearnerConfig):
     rm_lr: float = option(3e-4, "reward model Adam learning rate")
     rm_batch: int = option(32, "labelled pairs per reward-model step")
     rm_steps: int = option(50, "reward-model Adam steps after each round of queries")
+    rm_clip: int = option(
+        50,
+        "reward-model training windows: each labelled trajectory enters a step as a random "
+        "window of this many valid steps with the pair's label (T-REX snippets; PEBBLE's "
+        "50-step segments); 0 = whole trajectories (cost ∝ episode length)",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -145,6 +154,7 @@ class RLHFConfig(PPOLearnerConfig):
         require(self.rm_lr > 0, f"rm_lr must be > 0, got {self.rm_lr}")
         require(self.rm_batch >= 1, f"rm_batch must be >= 1, got {self.rm_batch}")
         require(self.rm_steps >= 0, f"rm_steps must be >= 0, got {self.rm_steps}")
+        require(self.rm_clip >= 0, f"rm_clip must be >= 0 (0 = whole), got {self.rm_clip}")
         require(
             all(h >= 1 for h in self.rm_hidden), f"rm_hidden widths must be >= 1: {self.rm_hidden}"
         )
@@ -254,10 +264,12 @@ class RLHF(PPOPreferenceLearner):
         for _ in range(c.rm_steps):
             shape = (E, c.rm_batch) if E > 1 else (c.rm_batch,)
             idx = self.rng.integers(0, n, size=shape)
-            rows.append(self.trainer.train_step(self.store.batch(idx, self.device)))
-        # rescale r̂ to unit per-step spread on the stored trajectories (BT fixes no scale)
-        seg = self.store.trajectories()
-        r = self.reward_model.reward_numpy(seg.obs, seg.actions)[seg.infos["valid"]]
+            batch = self.store.batch(idx, self.device, clip=c.rm_clip, rng=self.rng)
+            rows.append(self.trainer.train_step(batch))
+        # rescale r̂ to unit per-step spread on the valid steps of the newest stored
+        # trajectories (BT fixes no scale); bounded, so its cost does not grow with the run
+        obs, act = self.store.valid_steps(SCALE_STEPS)
+        r = self.reward_model.reward_numpy(obs, act)
         sd = float(np.std(r))
         self.reward.scale = 1.0 / sd if sd > 1e-8 else 1.0
         self.last_fit = {

@@ -7,8 +7,9 @@ SB3 PPO with 1 env, SB3 PPO with 8 envs (128 steps each) and ``mdpo_on variant=p
 
 Part ``reward``: the learned-reward learners (RLHF, HERON, SPO) against ``ppo_true_reward`` at
 identical PPO settings (the learners' defaults: HopperFactored-v5, 4 envs × one episode horizon
-per rollout, reward-model refit after every rollout as HERON does): CPU seconds per env step and
-the ratio to PPO.
+per rollout, reward-model refit after every rollout as HERON does, on 50-step windows of the
+labelled trajectories): CPU seconds per env step and the ratio to PPO; ``rlhf rm_clip=0`` is the
+refit on whole trajectories (the behaviour before), in the same run.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_throughput.py [vec|reward] [--reps 2] [--horizon 1000]
 """
@@ -98,6 +99,7 @@ def bench_reward(reps: int, horizon: int) -> None:
     runs = {
         "ppo_true_reward": _learner("ppo_true_reward", env, ppo, ek),
         "rlhf": _learner("rlhf", env, ppo, ek),
+        "rlhf rm_clip=0 (whole trajectories)": _learner("rlhf", env, {**ppo, "rm_clip": 0}, ek),
         "heron": _learner("heron", env, ppo, ek),
         "spo": _learner("spo", env, ppo, ek),
     }

@@ -19,6 +19,7 @@ from prl.algos.heron import (
     pair_indices,
     trajectory_returns,
     tree_agreement,
+    tree_levels,
 )
 from prl.algos.rlhf import OnFactors, random_policy_trajectories, torch_threads
 from prl.config import build_config
@@ -145,6 +146,50 @@ def test_tree_agreement_of_the_top_factor_is_exact() -> None:
     # the opposite reward disagrees everywhere
     acc, _ = tree_agreement(lambda o, u: -minus_angle_sq(o, u), tree, seg, a, b)
     assert acc == 0.0
+
+
+def test_per_trajectory_tree_levels_equal_the_pairwise_tree() -> None:
+    # random Hopper episodes fall after ~10-50 steps: padded trajectories of unequal lengths
+    seg = random_policy_trajectories("HopperFactored-v5", 10, np.random.default_rng(5),
+                                     max_episode_steps=60)  # fmt: skip
+    assert not seg.infos["valid"].all()
+    f = OnFactors.factored(seg)
+    rng = np.random.default_rng(0)
+    a, b = pair_indices(6, 4)
+    a = np.concatenate([a, rng.integers(0, 10, 30)])
+    b = np.concatenate([b, rng.integers(0, 10, 30)])
+    for margins in ([0.0], [0.3, 0.1, 0.0], [2.0]):
+        tree = heron_oracle("HopperFactored-v5", margins=margins)
+        dec, lvl = tree_levels(tree, tree.factor_returns(f), a, b)
+        # the definition: the tree on the materialized pairs; the level is the first prefix of
+        # the tree (same batch stds) that decides
+        np.testing.assert_array_equal(dec, tree.decide(f[a], f[b]))
+        fab = np.concatenate([tree.factor_returns(f[a]), tree.factor_returns(f[b])])
+        signs, std = tree.signs.tolist(), fab.std(axis=0).tolist()
+        want = np.full(a.size, -1)
+        for ell in range(len(tree.order)):
+            cut = type(tree)(tree.order[: ell + 1], tree.margins[: ell + 1], signs, std)
+            want[(want < 0) & (cut.decide(f[a], f[b]) != 0)] = ell
+        np.testing.assert_array_equal(lvl, want)
+        np.testing.assert_array_equal(deciding_level(tree, f[a], f[b]), want)
+        assert (want >= 0).any() and ((want < 0) == (dec == 0)).all()
+
+
+def test_trajectory_returns_evaluate_the_valid_steps_once() -> None:
+    seg = random_policy_trajectories("HopperFactored-v5", 5, np.random.default_rng(6),
+                                     max_episode_steps=60)  # fmt: skip
+    valid = seg.infos["valid"]
+    calls = []
+
+    def r(obs: np.ndarray, act: np.ndarray) -> np.ndarray:
+        calls.append(len(obs))
+        return obs[:, 0].astype(np.float64) + act.sum(axis=1)
+
+    got = trajectory_returns(r, seg)
+    assert calls == [int(valid.sum())]  # one call, valid steps only
+    want = [sum(seg.obs[i, t, 0] + seg.actions[i, t].sum() for t in range(seg.length)
+                if valid[i, t]) for i in range(5)]  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
 def test_reward_model_agrees_with_the_tree_on_held_out_pendulum_pairs() -> None:

@@ -155,6 +155,59 @@ def test_trajectory_store_roundtrip() -> None:
         np.array([0, 1])).act_a)  # fmt: skip
 
 
+def _store_with_lengths(lengths: list[int], T: int = 12) -> TrajectoryStore:
+    """A store of len(lengths) trajectories whose obs encode (trajectory, step) = 100·i + t."""
+    B = len(lengths)
+    obs = (100 * np.arange(B)[:, None] + np.arange(T)[None, :]).astype(np.float32)[..., None]
+    valid = np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+    seg = Segments(obs=obs, actions=obs.copy(), rewards=np.zeros((B, T)), infos={"valid": valid})
+    a, b = np.arange(B - 1), np.arange(1, B)
+    prefs = BradleyTerry(np.inf).label(seg[a], seg[b], np.random.default_rng(0))
+    store = TrajectoryStore()
+    store.add(prefs, seg, a, b)
+    return store
+
+
+def test_trajectory_store_clips_are_windows_of_valid_steps() -> None:
+    lengths = [12, 3, 7, 12, 5]
+    store = _store_with_lengths(lengths)
+    np.testing.assert_array_equal(store.lengths(), lengths)
+    idx = np.repeat(np.arange(len(store)), 400)
+    b = store.batch(idx, clip=5, rng=np.random.default_rng(3))
+    assert b.obs_a.shape == (idx.size, 5, 1) and b.valid_a.shape == (idx.size, 5)
+    starts = {i: set() for i in range(len(lengths))}
+    sides = ((b.obs_a, b.valid_a, store.a[idx]), (b.obs_b, b.valid_b, store.b[idx]))
+    for obs, valid, traj in sides:
+        o, v = obs[..., 0].numpy().astype(int), valid.numpy()
+        for row, i in enumerate(traj):
+            t0 = o[row, 0] - 100 * i
+            assert o[row, 0] // 100 == i  # the pair's own trajectory
+            np.testing.assert_array_equal(o[row] - o[row, 0], np.arange(5))  # consecutive
+            # the window lies inside the valid prefix; shorter trajectories enter whole
+            assert 0 <= t0 <= max(lengths[i] - 5, 0)
+            np.testing.assert_array_equal(v[row], t0 + np.arange(5) < lengths[i])
+            starts[i].add(int(t0))
+    # every start 0 .. L − clip is drawn (400 draws per pair)
+    assert all(starts[i] == set(range(max(L - 5, 0) + 1)) for i, L in enumerate(lengths))
+    np.testing.assert_array_equal(b.label.numpy(), store.label[idx])
+    # same generator, same windows; clip >= T: the whole trajectories
+    b2 = store.batch(idx, clip=5, rng=np.random.default_rng(3))
+    assert torch.equal(b.obs_a, b2.obs_a) and torch.equal(b.obs_b, b2.obs_b)
+    whole = store.batch(idx[:3], clip=12)
+    assert torch.equal(whole.obs_a, store.batch(idx[:3]).obs_a)
+    with pytest.raises(InvalidInputError, match="rng"):
+        store.batch(idx, clip=5)
+
+
+def test_trajectory_store_valid_steps_keeps_the_newest() -> None:
+    store = _store_with_lengths([4, 2, 3])
+    obs, act = store.valid_steps()
+    assert act.shape == obs.shape
+    np.testing.assert_array_equal(obs[:, 0], [0, 1, 2, 3, 100, 101, 200, 201, 202])
+    obs, _ = store.valid_steps(4)
+    np.testing.assert_array_equal(obs[:, 0], [101, 200, 201, 202])
+
+
 def test_trajectory_scores() -> None:
     seg = random_policy_trajectories("HopperFactored-v5", 3, np.random.default_rng(0),
                                      max_episode_steps=20)  # fmt: skip
@@ -194,6 +247,7 @@ def test_episodes_to_segments_pads() -> None:
         ({"queries_per_iter": -1}, "queries_per_iter"),
         ({"query_budget": 5, "queries_per_iter": 6}, "exceeds query_budget"),
         ({"rm_batch": 0}, "rm_batch"),
+        ({"rm_clip": -1}, "rm_clip"),
     ],
 )
 def test_invalid_configs_are_rejected(bad: dict, match: str) -> None:
@@ -256,8 +310,9 @@ def test_deferred_wrapper_returns_zero() -> None:
     assert r == 0.0 and np.isfinite(info["true_reward"])
 
 
-def test_determinism_and_exact_resume() -> None:
-    cfg = {**TINY, "preference": "stochastic", "eval_episodes": 0}
+@pytest.mark.parametrize("clip", [0, 4])  # whole 10-step trajectories / 4-step windows
+def test_determinism_and_exact_resume(clip: int) -> None:
+    cfg = {**TINY, "preference": "stochastic", "eval_episodes": 0, "rm_clip": clip}
     _, r1 = train("rlhf", ENV, seed=4, steps=60, config=cfg, env_kwargs=EK)
     _, r2 = train("rlhf", ENV, seed=4, steps=60, config=cfg, env_kwargs=EK)
     assert _same(r1, r2)
@@ -275,3 +330,20 @@ def test_determinism_and_exact_resume() -> None:
     rows.append(b.step())
     b.close()
     assert _same([{k: v for k, v in r.items() if k != "step"} for r in r1], rows)
+
+
+@pytest.mark.long
+def test_whole_trajectory_refit_reproduces_the_golden_run_before_clips(tmp_path) -> None:
+    """rm_clip=0 is the refit before 50-step windows became the default: the golden run stored
+    then (tests/data/golden/rlhf_whole.metrics.csv) reproduces bit for bit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cmd = [sys.executable, "-m", "prl.cli", "run", "rlhf", "--env", ENV, "--steps", "1000",
+           "--threads", "1", "--rm-clip", "0", "--out", str(tmp_path)]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    (metrics,) = tmp_path.glob("*/metrics.csv")
+    golden = Path(__file__).parent / "data" / "golden" / "rlhf_whole.metrics.csv"
+    assert metrics.read_bytes() == golden.read_bytes()

@@ -108,6 +108,7 @@ class TrajectoryStore:
         self.label = np.zeros(0)
         self.mask = np.zeros(0, dtype=bool)
         self._cat: Segments | None = None
+        self._len: np.ndarray | None = None
 
     @property
     def n_trajectories(self) -> int:
@@ -125,6 +126,7 @@ class TrajectoryStore:
         remap[used] = base + np.arange(used.size)
         self.parts.append(pool[used])
         self._cat = None
+        self._len = None
         self.a = np.concatenate([self.a, remap[a]])
         self.b = np.concatenate([self.b, remap[b]])
         self.label = np.concatenate([self.label, prefs.label])
@@ -136,8 +138,41 @@ class TrajectoryStore:
             self._cat = Segments.concat(self.parts)
         return self._cat
 
-    def batch(self, idx: np.ndarray, device: Any = "cpu") -> PairBatch:
-        """The pairs ``idx`` as a PairBatch (``idx`` may be ``[E, n]`` for an ensemble)."""
+    def lengths(self) -> np.ndarray:
+        """Valid steps of each stored trajectory, ``[N]`` (the valid steps are a prefix)."""
+        if self._len is None:
+            self._len = self.trajectories().infos["valid"].sum(axis=1).astype(np.int64)
+        return self._len
+
+    def valid_steps(self, max_steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Observations and actions of the valid steps of the stored trajectories, in storage
+        order, ``[M, ...]``; only the last ``max_steps`` of them when given (the newest)."""
+        seg = self.trajectories()
+        v = seg.infos["valid"]
+        if max_steps is not None:
+            keep = np.cumsum(v.reshape(-1)[::-1])[::-1].reshape(v.shape) <= int(max_steps)
+            v = v & keep
+        return seg.obs[v], seg.actions[v]
+
+    def clip_starts(self, traj: np.ndarray, clip: int, rng: np.random.Generator) -> np.ndarray:
+        """A uniform random start of a ``clip``-step window inside the valid steps of each
+        trajectory ``traj`` (0 where the trajectory is not longer than ``clip``)."""
+        room = np.maximum(self.lengths()[traj] - int(clip), 0)
+        return (rng.random(np.shape(traj)) * (room + 1)).astype(np.int64)
+
+    def batch(
+        self,
+        idx: np.ndarray,
+        device: Any = "cpu",
+        clip: int = 0,
+        rng: np.random.Generator | None = None,
+    ) -> PairBatch:
+        """The pairs ``idx`` as a PairBatch (``idx`` may be ``[E, n]`` for an ensemble).
+
+        ``clip > 0`` (with ``rng``): each trajectory of a pair enters as a random window of
+        ``clip`` consecutive valid steps (the whole of it when shorter, padding masked), with
+        the pair's label: a cost ∝ ``clip``, not ∝ the episode length. 0: whole trajectories.
+        """
         seg = self.trajectories()
         ia, ib = self.a[idx], self.b[idx]
         valid = seg.infos["valid"]
@@ -145,6 +180,23 @@ class TrajectoryStore:
         def t(x: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
 
+        if 0 < clip < seg.length:
+            if rng is None:
+                raise InvalidInputError("clipped pair batches need an rng for the windows")
+            steps = np.arange(int(clip))
+            ta = self.clip_starts(ia, clip, rng)[..., None] + steps
+            tb = self.clip_starts(ib, clip, rng)[..., None] + steps
+            ia, ib = ia[..., None], ib[..., None]
+            return PairBatch(
+                t(seg.obs[ia, ta]),
+                t(seg.actions[ia, ta]),
+                t(seg.obs[ib, tb]),
+                t(seg.actions[ib, tb]),
+                t(self.label[idx]),
+                t(self.mask[idx], torch.bool),
+                t(valid[ia, ta], torch.bool),
+                t(valid[ib, tb], torch.bool),
+            )
         return PairBatch(
             t(seg.obs[ia]),
             t(seg.actions[ia]),
@@ -171,6 +223,7 @@ class TrajectoryStore:
         seg = segments_from_state(state["trajectories"])
         self.parts = [] if seg is None else [seg]
         self._cat = None
+        self._len = None
         self.a = state["a"].numpy().astype(np.int64)
         self.b = state["b"].numpy().astype(np.int64)
         self.label = state["label"].numpy().astype(np.float64)
