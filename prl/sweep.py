@@ -5,15 +5,19 @@ A spec (YAML, read with the safe loader)::
     name: demo                 # sweep directory name under out (default: the spec's stem)
     out: runs/sweeps           # parent directory (default: runs/sweeps)
     algos: [nash_md]           # required
-    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required
+    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required; gymnasium ids
+                               # (CartPole-v1) too when every algorithm is SB3-based
     seeds: [0, 1, 2]           # or an integer n meaning 0..n-1 (default [0])
     steps: 500                 # budget per run (default: the algorithm's)
     config: {eta: 0.1}         # fixed config overrides
     grid: {eta: [0.1, 0.5]}    # cartesian product of config overrides
     checkpoint_every: 100
     retries: 1                 # a failed run is retried this many times
-    device: cpu                # auto, cpu or cuda (checked when the spec is loaded)
-    threads: 1                 # per run (default: 1 when workers run in parallel, else all cores)
+    device: cpu                # auto, cpu or cuda (checked when the spec is loaded; on Ray,
+                               # against the cluster: each cuda job asks Ray for one GPU)
+    threads: 1                 # per run (default: 1 when workers run in parallel, else all
+                               # cores; on Ray: 1) — also the CPUs a Ray task asks for
+    tensorboard: false         # true: TensorBoard events (and SB3's logger) per job in tb/JOB
 
 Everything — names, config fields and values of every grid point, environment arguments,
 device — is validated when the spec is loaded, before any worker starts. Each run gets a fixed
@@ -26,6 +30,15 @@ SIGTERM or Ctrl-C stops the sweep cleanly: no new job starts, running workers ar
 (SIGTERM, then SIGKILL after a grace period) and waited for, ``results.csv`` is written for
 what finished, and the command exits with 128 + the signal number. A lock file keeps two
 sweeps out of one sweep directory (and each run directory has its own lock).
+
+The Ray backend (``--backend ray``; ``RAY_ADDRESS`` names the cluster) submits every job at
+once as a plain Ray task asking for its threads as CPUs and a GPU for ``device: cuda``, so the
+cluster's resources set the concurrency; the driver resubmits failed attempts (``retries``).
+Each job runs in a node-local directory seeded with its run directory so far and sends back
+the files it wrote, which the driver writes into the sweep directory — the same layout, resume
+and bytes as the local backend — unless the sweep directory is on shared storage
+(``shared_storage`` / ``--shared-storage`` / ``PRL_SHARED_STORAGE=1``), where jobs write
+directly. See docs/toolchains.md.
 """
 
 from __future__ import annotations
