@@ -197,6 +197,14 @@ def _build_parser() -> _Parser:
         help="environment keyword argument (repeatable)",
     )
     r.add_argument("--config", dest="config_file", help="YAML file of config field values")
+    r.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="log to TensorBoard under DIR/RUN_NAME/: the metrics rows as prl/* scalars, and for "
+        "SB3-based learners SB3's own logger (train/*, rollout/*, time/*; also progress.csv); "
+        "needs the [tensorboard] extra; the run's numbers do not change",
+    )
     r.add_argument("--no-progress", action="store_true")
     r.add_argument(
         "-h", "--help", action="store_true", help="show this help (with ALGO: its fields)"
@@ -222,9 +230,29 @@ def _build_parser() -> _Parser:
 
     s = sub.add_parser("sweep", help="run a grid of runs from a YAML spec")
     s.add_argument("spec")
-    s.add_argument("--backend", default="local", choices=["local", "ray"])
-    s.add_argument("--workers", type=_positive_int, default=None)
+    s.add_argument(
+        "--backend",
+        default="local",
+        choices=["local", "ray"],
+        help="local: one process per job on this machine; ray: Ray tasks on the cluster at "
+        "RAY_ADDRESS (else a local Ray instance), scheduled by the cluster's CPUs and GPUs",
+    )
+    s.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="local: jobs at once (default: the CPU count); ray: CPUs of the local Ray instance "
+        "started when there is no cluster (a cluster's own resources set its concurrency)",
+    )
     s.add_argument("--out", default=None, help="parent directory (overrides the spec's out)")
+    s.add_argument(
+        "--shared-storage",
+        action="store_true",
+        default=None,
+        help="ray: the sweep directory is on a filesystem every node sees, so jobs write there "
+        "directly (default: each job runs in a node-local directory and its files are sent "
+        "back to the driver, which writes them into the sweep directory)",
+    )
 
     rp = sub.add_parser("reproduce", help="every check + every figure + an index page")
     _budget_flags(rp)
@@ -363,6 +391,7 @@ def _cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         threads=args.threads,
         progress=False if args.no_progress else None,
         announce=(lambda: print(note, flush=True)) if note else None,
+        tensorboard=args.tensorboard,
     )
     shown = {k: v for k, v in res.final.items()}
     print(f"run directory: {res.run_dir}")
@@ -468,8 +497,10 @@ def _tier_kw(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from prl.sweep import load_spec, run_sweep
 
-    spec = load_spec(args.spec, out=args.out)
-    rows = run_sweep(spec, backend=args.backend, workers=args.workers)
+    spec = load_spec(args.spec, out=args.out, backend=args.backend)
+    rows = run_sweep(
+        spec, backend=args.backend, workers=args.workers, shared_storage=args.shared_storage
+    )
     return 0 if all(r["status"] == "ok" for r in rows) else 1
 
 

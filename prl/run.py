@@ -143,6 +143,17 @@ class Learner(abc.ABC):
     def export(self, run_dir: Path) -> None:  # noqa: B027
         """Write the trained model in its library's own format into ``run_dir`` (default: none)."""
 
+    def log_to(self, log_dir: Path) -> bool:
+        """Send the inner library's own training logs to ``log_dir`` (``prl run --tensorboard``);
+        returns whether there is such a logger (default: none, only the lab's metrics rows)."""
+        return False
+
+    def dump_log(self, step: int) -> None:  # noqa: B027
+        """Flush what :meth:`log_to`'s logger has recorded since the last dump, at ``step``."""
+
+    def close_log(self) -> None:  # noqa: B027
+        """Close :meth:`log_to`'s logger."""
+
 
 def register_algo(name: str, *, description: str = "", **meta: Any) -> Any:
     """Class decorator registering a :class:`Learner` subclass under ``name``."""
@@ -415,6 +426,7 @@ def run_experiment(
     progress: bool | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     announce: Any = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> RunResult:
     """Train ``algo`` on ``env`` into a run directory; resume from its checkpoint when asked.
 
@@ -424,8 +436,12 @@ def run_experiment(
     finished run resumed with the same budget is a no-op (``RunResult.already_finished``).
     ``threads`` (default :func:`prl.utils.default_threads`) is part of the run's config.
     ``announce()`` (optional) is called once everything is validated, just before training.
+    ``tensorboard``: a directory; the run's TensorBoard events (the lab's metrics rows as
+    ``prl/*`` scalars, and for SB3-based learners SB3's own logger with CSV and TensorBoard
+    outputs) go to ``tensorboard/{run directory name}/``. Logging never changes the numbers.
     """
     out = Path(out)
+    tb_root = _check_tensorboard(tensorboard)
     if seed is not None:
         seed = check_seed(seed)
     if threads is not None:
@@ -513,7 +529,7 @@ def run_experiment(
     if meta is not None:
         return _resume(
             cls, cfg, meta, Path(run_dir), int(steps), dev, threads, checkpoint_every,
-            float(checkpoint_minutes), progress,
+            float(checkpoint_minutes), progress, tb_root,
         )  # fmt: skip
 
     if run_dir is None:
@@ -552,7 +568,7 @@ def run_experiment(
                         announce()  # e.g. the CLI's "budget: ..." line, after validation
                     return _loop(
                         learner, run_dir, int(steps), checkpoint_every, float(checkpoint_minutes),
-                        progress, None, False, algo, None,
+                        progress, None, False, algo, None, tb_root,
                     )  # fmt: skip
                 except BaseException:
                     if (
@@ -588,6 +604,7 @@ def _resume(
     checkpoint_every: int | None,
     checkpoint_minutes: float,
     progress: bool | None,
+    tb_root: Path | None = None,
 ) -> RunResult:
     """Continue ``run_dir`` from its checkpoint (or from scratch when it has none yet)."""
     ckpt_path = run_dir / CHECKPOINT
@@ -635,7 +652,7 @@ def _resume(
             algo = meta["algo"]
             return _loop(
                 learner, run_dir, steps, checkpoint_every, checkpoint_minutes, progress,
-                writer, True, algo, last,
+                writer, True, algo, last, tb_root,
             )  # fmt: skip
         finally:
             learner.close()
@@ -686,12 +703,19 @@ def _loop(
     resumed: bool,
     algo: str,
     last: dict[str, Any] | None,
+    tb_root: Path | None = None,
 ) -> RunResult:
     from prl.progress import Progress
 
     if writer is None:
         writer = MetricsWriter(run_dir / "metrics.csv")
-    tb = _tensorboard(run_dir)
+    tb = sb3_log = None
+    if tb_root is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb_dir = tb_root / run_dir.name
+        tb = SummaryWriter(log_dir=str(tb_dir))
+        sb3_log = learner.log_to(tb_dir)
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     every = checkpoint_every or max(1, steps // 10)
@@ -719,8 +743,10 @@ def _loop(
             writer.append(row)
             if tb is not None:
                 for k, v in row.items():
-                    if k != "step" and isinstance(v, (int, float)):
-                        tb.add_scalar(k, v, row["step"])
+                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        tb.add_scalar(f"prl/{k}", v, row["step"])
+                if sb3_log:
+                    learner.dump_log(int(row["step"]))
             last = row
             bar.update(learner.steps_done, row)
             if (
@@ -746,6 +772,8 @@ def _loop(
         bar.close()
         if tb is not None:
             tb.close()
+        if sb3_log:
+            learner.close_log()
     final = {**last, **learner.evaluate()}
     if os.environ.get(KILL_PHASE_ENV) == "evaluate":
         os.kill(os.getpid(), signal.SIGKILL)  # fault injection: killed during final evaluation
@@ -754,15 +782,22 @@ def _loop(
     return RunResult(run_dir=run_dir, final=final, steps_done=learner.steps_done, resumed=resumed)
 
 
-def _tensorboard(run_dir: Path) -> Any:
-    if os.environ.get("PRL_TENSORBOARD", "1") == "0":
+def _check_tensorboard(tensorboard: str | os.PathLike[str] | None) -> Path | None:
+    """``--tensorboard DIR`` checked before anything is written: the optional extra is installed
+    and DIR can be a directory."""
+    if tensorboard is None:
         return None
+    if not isinstance(tensorboard, (str, os.PathLike)) or not str(tensorboard):
+        raise ConfigError(f"--tensorboard must be a directory path, got {tensorboard!r}")
     try:
-        import tensorboard  # noqa: F401
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:
-        return None
-    return SummaryWriter(log_dir=str(run_dir / "tb"))
+        import tensorboard as _tb  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--tensorboard needs TensorBoard: pip install 'prl-lab[tensorboard]'"
+        ) from None
+    root = Path(tensorboard)
+    check_out_dir(root, "--tensorboard directory")
+    return root
 
 
 def read_metrics(run_dir: str | os.PathLike[str]) -> list[dict[str, str]]:

@@ -5,15 +5,19 @@ A spec (YAML, read with the safe loader)::
     name: demo                 # sweep directory name under out (default: the spec's stem)
     out: runs/sweeps           # parent directory (default: runs/sweeps)
     algos: [nash_md, nash_mp]  # required (prl list algos)
-    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required (prl list envs)
+    envs: [dueling, {name: dueling, kwargs: {game: dice}}]   # required (prl list envs); gymnasium
+                               # ids (CartPole-v1) too when every algorithm is SB3-based
     seeds: [0, 1, 2]           # or an integer n meaning 0..n-1 (default [0])
     steps: 500                 # budget per run (default: the algorithm's full, paper budget)
     config: {opponents: 0}     # fixed config overrides (fields: prl run ALGO --help)
     grid: {beta: [0.1, 0.5]}   # cartesian product of config overrides
     checkpoint_every: 100
     retries: 1                 # a failed run is retried this many times
-    device: cpu                # auto, cpu or cuda (checked when the spec is loaded)
-    threads: 1                 # per run (default: 1 when workers run in parallel, else all cores)
+    device: cpu                # auto, cpu or cuda (checked when the spec is loaded; on Ray,
+                               # against the cluster: each cuda job asks Ray for one GPU)
+    threads: 1                 # per run (default: 1 when workers run in parallel, else all
+                               # cores; on Ray: 1) — also the CPUs a Ray task asks for
+    tensorboard: false         # true: TensorBoard events (and SB3's logger) per job in tb/JOB
 
 Runnable specs live in ``examples/`` (``prl sweep examples/sweep_nash_dueling.yaml``).
 
@@ -28,6 +32,15 @@ SIGTERM or Ctrl-C stops the sweep cleanly: no new job starts, running workers ar
 (SIGTERM, then SIGKILL after a grace period) and waited for, ``results.csv`` is written for
 what finished, and the command exits with 128 + the signal number. A lock file keeps two
 sweeps out of one sweep directory (and each run directory has its own lock).
+
+The Ray backend (``--backend ray``; ``RAY_ADDRESS`` names the cluster) submits every job at
+once as a plain Ray task asking for its threads as CPUs and a GPU for ``device: cuda``, so the
+cluster's resources set the concurrency; the driver resubmits failed attempts (``retries``).
+Each job runs in a node-local directory seeded with its run directory so far and sends back
+the files it wrote, which the driver writes into the sweep directory — the same layout, resume
+and bytes as the local backend — unless the sweep directory is on shared storage
+(``shared_storage`` / ``--shared-storage`` / ``PRL_SHARED_STORAGE=1``), where jobs write
+directly. See docs/toolchains.md.
 """
 
 from __future__ import annotations
@@ -83,6 +96,7 @@ SPEC_KEYS = {
     "device",
     "env_kwargs",
     "threads",
+    "tensorboard",
 }
 STOP_GRACE_S = 5.0  # a stopped worker gets this long after SIGTERM before SIGKILL
 
@@ -102,6 +116,7 @@ class Job:
     checkpoint_every: int | None
     device: str
     threads: int | None = None  # set by run_sweep (not part of the job's identity)
+    tensorboard: bool = False  # TensorBoard events under {sweep}/tb/{job_id} (not identity)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -118,8 +133,16 @@ class SweepSpec:
     threads: int | None = None
 
 
-def load_spec(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> SweepSpec:
-    """Read and validate a sweep spec; malformed input raises ConfigError (nothing is written)."""
+def load_spec(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    backend: str = "local",
+) -> SweepSpec:
+    """Read and validate a sweep spec; malformed input raises ConfigError (nothing is written).
+
+    ``backend="ray"``: ``device: cuda`` is checked against the Ray cluster's GPUs when the
+    sweep starts, not against this machine (a cluster's head node often has none).
+    """
     path = Path(path)
     text = read_text_file(path, "sweep spec")
     try:
@@ -132,7 +155,7 @@ def load_spec(path: str | os.PathLike[str], out: str | os.PathLike[str] | None =
         ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"sweep spec {path} must be a mapping with at least 'algos' and 'envs'")
-    return parse_spec(raw, default_name=path.stem, out=out)
+    return parse_spec(raw, default_name=path.stem, out=out, backend=backend)
 
 
 def _as_list(v: Any, key: str) -> list[Any]:
@@ -145,7 +168,10 @@ def _as_list(v: Any, key: str) -> list[Any]:
 
 
 def parse_spec(
-    raw: dict[str, Any], default_name: str = "sweep", out: str | os.PathLike[str] | None = None
+    raw: dict[str, Any],
+    default_name: str = "sweep",
+    out: str | os.PathLike[str] | None = None,
+    backend: str = "local",
 ) -> SweepSpec:
     """Expand a spec mapping into jobs, validating names and structure up front."""
     unknown = sorted(set(raw) - SPEC_KEYS)
@@ -173,7 +199,7 @@ def parse_spec(
         else:
             raise ConfigError(f"each env must be a name or {{name:, kwargs:}}, got {e!r}")
     for name, _ in envs:
-        ENVS.entry(name)
+        _check_env_name(name, algos)
     seeds_raw = raw.get("seeds", [0])
     if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
         if seeds_raw <= 0:
@@ -204,7 +230,15 @@ def parse_spec(
         raise ConfigError(
             f"sweep spec 'device' must be one of {', '.join(DEVICE_CHOICES)}, got {device!r}"
         )
-    resolve_device(device)  # cuda without a GPU: refused now, not after failed launches
+    if not (backend == "ray" and device == "cuda"):
+        resolve_device(device)  # cuda without a GPU: refused now, not after failed launches
+    tensorboard = raw.get("tensorboard", False)
+    if not isinstance(tensorboard, bool):
+        raise ConfigError(f"sweep spec 'tensorboard' must be true or false, got {tensorboard!r}")
+    if tensorboard:
+        from prl.run import _check_tensorboard
+
+        _check_tensorboard(".")  # the optional extra is installed
     threads = raw.get("threads")
     if threads is not None:
         threads = check_threads(threads, "sweep spec 'threads'")
@@ -223,10 +257,43 @@ def parse_spec(
         key = json.dumps([algo, env, env_kw, config, seed], sort_keys=True, default=str)
         digest = hashlib.sha1(key.encode()).hexdigest()[:8]
         job_id = f"{algo}__{env}__{seed}__{digest}"
-        jobs.append(Job(job_id, algo, env, env_kw, int(seed), steps, config, params, ck, device))
+        jobs.append(
+            Job(
+                job_id,
+                algo,
+                env,
+                env_kw,
+                int(seed),
+                steps,
+                config,
+                params,
+                ck,
+                device,
+                tensorboard=tensorboard,
+            )
+        )
     return SweepSpec(
         name=name, out=out_dir / name, jobs=jobs, retries=int(retries), threads=threads
     )
+
+
+def _check_env_name(env: str, algos: list[str]) -> None:
+    """A registry name, or a gymnasium id when every algorithm of the spec takes those
+    (the SB3-based learners: ``prl.run._validate_env``)."""
+    from prl.run import _is_gymnasium_id, _validate_env
+
+    if env in ENVS:
+        return
+    if not _is_gymnasium_id(env):
+        ENVS.entry(env)  # unknown environment: the registry's error, with suggestions
+    for algo in algos:
+        cls = ALGOS.get(algo)
+        if not getattr(cls, "gymnasium_ids", False):
+            raise ConfigError(
+                f"sweep spec: {algo} runs only on the lab's environments (prl list envs); "
+                f"{env!r} is a gymnasium id, which only the SB3-based learners take"
+            )
+        _validate_env(env, cls)
 
 
 def _check_name(name: Any) -> str:
@@ -306,6 +373,7 @@ def execute_job(job: dict[str, Any], sweep_dir: str) -> dict[str, Any]:
         resume=resume,
         run_dir=None if resume else run_dir,
         progress=False,
+        tensorboard=Path(sweep_dir) / "tb" if job.get("tensorboard") else None,
     )
     return res.final
 
@@ -409,43 +477,254 @@ def _run_local_job(
     return False, why
 
 
-def _ray_runner(workers: int) -> Runner:
+# ---------------------------------------------------------------------------------------------
+# the Ray backend: one Ray task per job, all submitted at once, scheduled by cluster resources
+
+SHARED_STORAGE_ENV = "PRL_SHARED_STORAGE"  # "1": the sweep directory is on storage every node sees
+RayFiles = list[tuple[str, str, bytes]]  # (root, path relative to the root, bytes)
+
+
+def _ray_init(workers: int | None) -> Any:
+    """Ray, connected: to the caller's session, else the cluster at ``RAY_ADDRESS``, else a
+    local instance of ``workers`` CPUs (default: all of this machine's)."""
     try:
         import ray
     except ImportError:
         raise ConfigError(
             "the ray backend needs Ray: pip install 'prl-lab[ray]' (or use --backend local)"
         ) from None
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return ray
+    address = os.environ.get("RAY_ADDRESS")
+    try:
         if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False)
         else:
             ray.init(
                 num_cpus=workers,
-                ignore_reinit_error=True,
-                log_to_driver=False,
                 include_dashboard=False,
+                log_to_driver=False,
                 runtime_env={"env_vars": {"PYTHONPATH": _child_env()["PYTHONPATH"]}},
             )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray instance"
+        raise ConfigError(f"cannot start or reach {where}: {exc}".splitlines()[0]) from None
+    return ray
 
-    remote = ray.remote(num_cpus=1, max_retries=0)(execute_job)
 
-    def run(job: Job, sweep_dir: Path, stopper: _Stopper) -> tuple[bool, dict[str, Any] | str]:
-        if stopper.stopped:
-            return False, INTERRUPTED
-        ref = remote.remote(job.to_json(), str(sweep_dir))
-        while not ray.wait([ref], timeout=0.2)[0]:
-            if stopper.stopped:
+def ray_task_options(job: Job) -> dict[str, Any]:
+    """The Ray resources of one job: its thread count in CPUs and, for ``device: cuda``, one GPU
+    (Ray then runs it on a node with a free GPU and sets ``CUDA_VISIBLE_DEVICES``). Ray itself
+    does not retry: the driver resubmits a failed job (``retries``), counting attempts."""
+    return {
+        "num_cpus": int(job.threads or 1),
+        "num_gpus": 1 if job.device == "cuda" else 0,
+        "max_retries": 0,
+        "retry_exceptions": False,
+        "name": f"prl-sweep:{job.job_id}",
+    }
+
+
+def _check_cluster(ray: Any, jobs: list[Job]) -> None:
+    """Refuse, before any job, what no node of the cluster can run (it would wait forever)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus = max((float(r.get("CPU", 0)) for r in nodes), default=0.0)
+    need = max((int(j.threads or 1) for j in jobs), default=1)
+    if need > cpus:
+        raise ConfigError(
+            f"each job asks for {need} CPUs (its threads) but the largest node of the Ray "
+            f"cluster has {cpus:g}; lower the spec's 'threads'"
+        )
+    if any(j.device == "cuda" for j in jobs) and not any(float(r.get("GPU", 0)) for r in nodes):
+        raise ConfigError("sweep spec has device: cuda, but the Ray cluster has no GPU")
+
+
+def _job_parts(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a job reads and writes, as (root, relative path): its run directory and TensorBoard
+    directory under the sweep directory, and for a figure piece its CSV under the figure's out."""
+    jid = job["job_id"]
+    parts = [("sweep", f"runs/{jid}"), ("sweep", f"tb/{jid}")]
+    if job.get("figure") and job.get("key") and job["key"] != _plan_key():
+        parts.append(("out", f".cache/{job['figure']}/{job['tier']}/{job['key']}.csv"))
+    return parts
+
+
+def _plan_key() -> str:
+    from prl.store import PLAN_KEY
+
+    return PLAN_KEY
+
+
+def _read_parts(job: dict[str, Any], roots: dict[str, Path]) -> RayFiles:
+    """The bytes of every file of :func:`_job_parts` under ``roots`` (no locks, no temporaries)."""
+    found: RayFiles = []
+    for root, rel in _job_parts(job):
+        if root not in roots:
+            continue
+        base = roots[root]
+        path = base / rel
+        files = [path] if path.is_file() else sorted(path.rglob("*")) if path.is_dir() else []
+        for f in files:
+            if f.is_file() and not f.name.startswith("."):
+                found.append((root, f.relative_to(base).as_posix(), f.read_bytes()))
+    return found
+
+
+def _swap_prefix(obj: Any, old: str, new: str) -> Any:
+    """``obj`` with every string path under ``old`` moved under ``new`` (dicts, lists)."""
+    if isinstance(obj, str) and (obj == old or obj.startswith(old + os.sep)):
+        return new + obj[len(old) :]
+    if isinstance(obj, dict):
+        return {k: _swap_prefix(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_swap_prefix(v, old, new) for v in obj]
+    return obj
+
+
+def _ray_job(
+    job: dict[str, Any], sweep_dir: str, inputs: RayFiles | None, doomed: str | None
+) -> dict[str, Any]:
+    """One job in a Ray worker. ``inputs`` None: the sweep directory is shared storage, the job
+    runs there. Otherwise it runs in a node-local temporary directory seeded with ``inputs``
+    (the run directory so far: a resume continues from its checkpoint) and returns the files it
+    changed or added, and those it deleted, for the driver to write into the sweep directory."""
+    if doomed and doomed in job["job_id"]:  # fault injection for tests: a worker that dies
+        os.kill(os.getpid(), signal.SIGKILL)
+    import platform
+    import shutil
+    import tempfile
+
+    where = {"node": platform.node(), "pid": os.getpid()}
+    if inputs is None:
+        return {"final": execute_job(job, sweep_dir), "files": None, "deleted": [], **where}
+    tmp = Path(tempfile.mkdtemp(prefix="prl-ray-"))
+    try:
+        roots = {"sweep": tmp / "sweep"}
+        swaps = [(str(roots["sweep"]), sweep_dir)]
+        local = dict(job)
+        if job.get("figure"):
+            roots["out"] = tmp / "out"
+            local["out"] = str(roots["out"])
+            swaps.append((str(roots["out"]), job["out"]))
+        for root, rel, data in inputs:
+            path = roots[root] / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        final = execute_job(local, str(roots["sweep"]))
+        given = {(root, rel): hashlib.sha256(data).digest() for root, rel, data in inputs}
+        now = _read_parts(local, roots)
+        files = [f for f in now if given.get(f[:2]) != hashlib.sha256(f[2]).digest()]
+        kept = {f[:2] for f in now}
+        deleted = [k for k in given if k not in kept]
+        for old, new in swaps:
+            final = _swap_prefix(final, old, new)
+        return {"final": final, "files": files, "deleted": deleted, **where}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _job_roots(job: Job, sweep_dir: Path) -> dict[str, Path]:
+    roots = {"sweep": sweep_dir}
+    if isinstance(job, Job) and getattr(job, "figure", ""):
+        roots["out"] = Path(job.out)  # type: ignore[attr-defined]
+    return roots
+
+
+def _write_back(job: Job, sweep_dir: Path, res: dict[str, Any]) -> None:
+    """Write a job's returned files into the sweep directory (final.json last: it marks the job
+    finished), and delete what the job deleted."""
+    roots = _job_roots(job, sweep_dir)
+    for root, rel in res["deleted"]:
+        (roots[root] / rel).unlink(missing_ok=True)
+    for root, rel, data in sorted(res["files"], key=lambda f: f[1].endswith("final.json")):
+        if root not in roots or ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise RuntimeError(f"a Ray worker returned a path outside the job: {root}/{rel}")
+        path = roots[root] / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+
+
+def _ray_error(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError wraps the job's exception
+    return f"{type(cause).__name__}: {cause}".strip().splitlines()[0]
+
+
+def _run_ray(
+    spec: SweepSpec,
+    jobs: list[Job],
+    ray: Any,
+    stopper: _Stopper,
+    echo: Callable[[str], None] | None,
+    shared: bool,
+) -> list[dict[str, Any]]:
+    """Submit every job at once as a Ray task; Ray runs as many as the cluster's CPUs and GPUs
+    allow. A failed attempt is resubmitted up to ``spec.retries`` times; results are written
+    back into the sweep directory as they arrive."""
+    from tqdm.auto import tqdm
+
+    task = ray.remote(_ray_job)
+    doomed = os.environ.get(KILL_JOB_ENV) or None
+    sweep_dir = spec.out.resolve()
+    pending: dict[Any, Job] = {}
+    errors: dict[str, list[str]] = {j.job_id: [] for j in jobs}
+    t0 = {j.job_id: time.perf_counter() for j in jobs}
+    rows: dict[str, dict[str, Any]] = {}
+
+    def submit(job: Job) -> None:
+        inputs = None if shared else _read_parts(job.to_json(), _job_roots(job, sweep_dir))
+        opts = ray_task_options(job)
+        ref = task.options(**opts).remote(job.to_json(), str(sweep_dir), inputs, doomed)
+        pending[ref] = job
+
+    def secs(job: Job) -> float:
+        return time.perf_counter() - t0[job.job_id]
+
+    for j in jobs:
+        submit(j)
+    bar = tqdm(total=len(jobs), desc=spec.name, leave=False, disable=None)
+    try:
+        while pending and not stopper.stopped:
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.2)
+            for ref in ready:
+                job = pending.pop(ref)
+                try:
+                    res = ray.get(ref)
+                    if res["files"] is not None:
+                        _write_back(job, sweep_dir, res)
+                    elif not (sweep_dir / "runs" / job.job_id / "final.json").exists():
+                        raise RuntimeError(
+                            f"job finished on node {res['node']} but its run directory is not "
+                            f"in {sweep_dir} here: is the sweep directory on storage every "
+                            "node sees? (else run without --shared-storage)"
+                        )
+                except Exception as exc:
+                    errors[job.job_id].append(_ray_error(exc))
+                    if len(errors[job.job_id]) <= spec.retries and not stopper.stopped:
+                        submit(job)
+                        continue
+                    err = errors[job.job_id]
+                    row = _row(job, "failed", len(err), err[-1], secs(job), {}, spec.out)
+                    if echo is not None:
+                        print(
+                            f"FAILED {job.job_id} after {len(err)} attempts: {err[-1]}",
+                            file=sys.stderr,
+                        )
+                else:
+                    n = len(errors[job.job_id]) + 1
+                    row = _row(job, "ok", n, "", secs(job), res["final"], spec.out)
+                    row["node"] = res["node"]
+                rows[job.job_id] = row
+                bar.update(1)
+    finally:
+        bar.close()
+        for ref in pending:
+            with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
-                return False, INTERRUPTED
-        try:
-            return True, ray.get(ref)
-        except Exception as exc:  # RayTaskError wraps the job's exception
-            cause = getattr(exc, "cause", None) or exc
-            return False, f"{type(cause).__name__}: {cause}".splitlines()[0]
-
-    return run
+        for job in pending.values():
+            n = len(errors[job.job_id]) + 1
+            rows[job.job_id] = _row(job, INTERRUPTED, n, "stopped", secs(job), {}, spec.out)
+    return [rows[j.job_id] for j in jobs]
 
 
 def run_sweep(
@@ -455,8 +734,15 @@ def run_sweep(
     workers: int | None = None,
     echo: Callable[[str], None] | None = print,
     stopper: _Stopper | None = None,
+    shared_storage: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Run every job (retrying failures), then write ``results.csv``/``results.json``.
+
+    ``backend="ray"``: every job is a Ray task submitted at once (:func:`_run_ray`), with its
+    threads as CPUs and one GPU for ``device: cuda``; ``workers`` only sizes a local Ray
+    instance started when there is no cluster (``RAY_ADDRESS``). Its files come back to this
+    process, which writes them into the sweep directory, unless ``shared_storage`` (default:
+    ``PRL_SHARED_STORAGE=1``) says every node sees that directory, where jobs then write.
 
     SIGTERM/SIGINT (or ``stopper.stop()``) stops the sweep cleanly: no new job, workers stopped
     and waited for, results written for what finished, then :class:`prl.errors.Interrupted`.
@@ -464,17 +750,26 @@ def run_sweep(
     """
     if backend not in ("local", "ray"):
         raise ConfigError(f"unknown backend {backend!r} (expected local or ray)")
-    workers = int(workers or max(1, min(len(spec.jobs), os.cpu_count() or 1)))
-    if workers <= 0:
+    if workers is not None and (isinstance(workers, bool) or int(workers) <= 0):
         raise ConfigError(f"--workers must be positive, got {workers}")
     check_out_dir(spec.out, "sweep directory")
-    threads = spec.threads or (1 if workers > 1 else default_threads())
-    jobs = [dataclasses.replace(j, threads=threads) for j in spec.jobs]
-    runner: Runner = _ray_runner(workers) if backend == "ray" else _run_local_job
-    spec.out.mkdir(parents=True, exist_ok=True)
     stopper = stopper or _Stopper()
+    if backend == "ray":
+        if shared_storage is None:
+            shared_storage = os.environ.get(SHARED_STORAGE_ENV, "") == "1"
+        ray = _ray_init(workers)  # before any file: a cluster that cannot be reached is exit 2
+        jobs = [dataclasses.replace(j, threads=spec.threads or 1) for j in spec.jobs]
+        _check_cluster(ray, jobs)
+    else:
+        workers = int(workers or max(1, min(len(spec.jobs), os.cpu_count() or 1)))
+        threads = spec.threads or (1 if workers > 1 else default_threads())
+        jobs = [dataclasses.replace(j, threads=threads) for j in spec.jobs]
+    spec.out.mkdir(parents=True, exist_ok=True)
     with dir_lock(spec.out, "sweep directory"), _stop_on_signals(stopper):
-        rows = _run_jobs(spec, jobs, runner, workers, stopper, echo)
+        if backend == "ray":
+            rows = _run_ray(spec, jobs, ray, stopper, echo, bool(shared_storage))
+        else:
+            rows = _run_jobs(spec, jobs, _run_local_job, int(workers), stopper, echo)
         _write_results(rows, spec.out)
     n_ok = sum(r["status"] == "ok" for r in rows)
     where = spec.out / "results.csv"

@@ -145,6 +145,30 @@ class SB3Learner(Learner):
         with atomic_path(Path(run_dir) / MODEL_FILE) as tmp, tmp.open("wb") as f:
             self.model.save(f)
 
+    # ---- logging through SB3's logger (prl run --tensorboard) ----------------------------------
+    def log_to(self, log_dir: Path) -> bool:
+        """Give the SB3 model SB3's own logger writing CSV (``progress.csv``) and TensorBoard
+        events into ``log_dir`` (``configure(log_dir, ["csv", "tensorboard"])``); it survives
+        the learner's chunked ``learn`` calls (a custom logger is kept by ``_setup_learn``)."""
+        from stable_baselines3.common.logger import configure
+
+        self._sb3_logger = configure(str(log_dir), ["csv", "tensorboard"])
+        self.model.set_logger(self._sb3_logger)
+        return True
+
+    def dump_log(self, step: int) -> None:
+        """Write what SB3 recorded during the last step (e.g. ``train/*`` of the last update)."""
+        logger = getattr(self, "_sb3_logger", None)
+        if logger is not None and logger.name_to_value:
+            logger.dump(step=int(step))
+
+    def close_log(self) -> None:
+        """Close the logger of :meth:`log_to` (its files are flushed)."""
+        logger = getattr(self, "_sb3_logger", None)
+        if logger is not None:
+            logger.close()
+            self._sb3_logger = None
+
     # ---- checkpoint pieces -----------------------------------------------------------------------
     def sb3_torch_names(self) -> list[str]:
         """Attribute paths of the model's modules and optimizers to checkpoint (SB3's own list)."""
