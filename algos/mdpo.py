@@ -357,9 +357,10 @@ def mdpo_off_policy_target(log_pi_k: Any, Q: Any, c: Any, lam: Any) -> torch.Ten
 # =============================================================================================
 # deep MDPO as stable-baselines3 subclasses
 # =============================================================================================
-from stable_baselines3 import PPO, SAC  # noqa: E402  (import after the tabular part on purpose)
+from stable_baselines3 import PPO  # noqa: E402  (import after the tabular part on purpose)
 from stable_baselines3.common.utils import explained_variance  # noqa: E402
 
+from prl.common.sac import FastSAC  # noqa: E402
 from prl.common.vec import (  # noqa: E402
     START_METHOD,
     VEC_ENV_HELP,
@@ -520,7 +521,7 @@ class MDPOOnPolicy(RunDirLoad, PPO):
         return [*super()._excluded_save_params(), "vf_optimizer", "_vf_params", "_pi_params"]
 
 
-class MDPOOffPolicy(RunDirLoad, SAC):
+class MDPOOffPolicy(FastSAC):
     """Off-policy MDPO: SAC with the actor loss E[c log π_θ + (λ − c) log π_k − min_i Q_i], the old
     actor π_k copied every ``copy_every`` env steps, c = 1/t_k (t_k = 1 − k/K over
     ``anneal_timesteps``) or a constant ``kl_coef``; λ = ``ent_coef`` (a fixed number). With
@@ -582,64 +583,49 @@ class MDPOOffPolicy(RunDirLoad, SAC):
         """The MDPO actor loss on a batch whose actions a = actions_pi were drawn from π_θ."""
         q_pi = torch.cat(self.critic(obs, actions_pi), dim=1)
         min_q, _ = torch.min(q_pi, dim=1, keepdim=True)
+        return self._mdpo_loss(obs, actions_pi, log_prob, gaussian_actions, min_q, c)
+
+    def _mdpo_loss(
+        self,
+        obs: torch.Tensor,
+        actions_pi: torch.Tensor,
+        log_prob: torch.Tensor,
+        gaussian_actions: torch.Tensor | None,
+        min_q: torch.Tensor,
+        c: torch.Tensor,
+    ) -> torch.Tensor:
         old_lp = None
         if not (self.tsallis_q == 1.0 and float(c) == float(self.ent_coef_tensor)):
-            mean, log_std, kw = self.old_actor.get_action_dist_params(obs)
+            with torch.no_grad():  # π_k is frozen: no graph through it
+                mean, log_std, kw = self.old_actor.get_action_dist_params(obs)
             dist = self.old_actor.action_dist.proba_distribution(mean, log_std, **kw)
             old_lp = dist.log_prob(actions_pi, gaussian_actions).reshape(-1, 1)
         return mdpo_off_policy_loss(
             log_prob, old_lp, min_q, c, self.ent_coef_tensor, self.tsallis_q
         )
 
-    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """SAC's critic update with λ = ent_coef, then the MDPO actor loss (SAC's when c = λ)."""
-        from stable_baselines3.common.utils import polyak_update
-
-        self.policy.set_training_mode(True)
-        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+    # ---- hooks of the lab's SAC update (prl.common.sac.FastSAC.train) ------------------------
+    def before_train(self) -> None:
+        """Copy π_k at a new phase and fix c for this call."""
         self._maybe_copy_old()
-        c_val = self.current_c()
-        c = torch.tensor(c_val, device=self.device)
-        lam = self.ent_coef_tensor
-        actor_losses, critic_losses = [], []
-        for step in range(gradient_steps):
-            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            discounts = batch.discounts if batch.discounts is not None else self.gamma
-            actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
-            log_prob = log_prob.reshape(-1, 1)
-            gaussian = getattr(self.actor.action_dist, "gaussian_actions", None)
-            with torch.no_grad():
-                next_a, next_lp = self.actor.action_log_prob(batch.next_observations)
-                next_q = torch.cat(self.critic_target(batch.next_observations, next_a), dim=1)
-                next_q, _ = torch.min(next_q, dim=1, keepdim=True)
-                next_q = next_q - lam * next_lp.reshape(-1, 1)
-                target_q = batch.rewards + (1 - batch.dones) * discounts * next_q
-            current_q = self.critic(batch.observations, batch.actions)
-            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-            critic_losses.append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+        self._c_val = self.current_c()
+        self._c = torch.tensor(self._c_val, device=self.device)
 
-            actor_loss = self.actor_loss(batch.observations, actions_pi, log_prob, gaussian, c)
-            actor_losses.append(actor_loss.item())
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
-            if step % self.target_update_interval == 0:
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-        self._n_updates += gradient_steps
-        self.last_stats = {
-            "c": c_val,
-            "loss_actor": float(np.mean(actor_losses)),
-            "loss_critic": float(np.mean(critic_losses)),
-        }
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", float(lam))
-        self.logger.record("train/kl_coef", c_val)
-        self.logger.record("train/actor_loss", self.last_stats["loss_actor"])
-        self.logger.record("train/critic_loss", self.last_stats["loss_critic"])
+    def actor_objective(
+        self,
+        obs: torch.Tensor,
+        actions_pi: torch.Tensor,
+        log_prob: torch.Tensor,
+        gaussian_actions: torch.Tensor | None,
+        min_q: torch.Tensor,
+        ent_coef: torch.Tensor,
+    ) -> torch.Tensor:
+        """E[c log π_θ + (λ − c) log π_k − min_i Q_i] (:func:`mdpo_off_policy_loss`)."""
+        return self._mdpo_loss(obs, actions_pi, log_prob, gaussian_actions, min_q, self._c)
+
+    def after_train(self, actor_loss: float, critic_loss: float) -> None:
+        self.last_stats = {"c": self._c_val, "loss_actor": actor_loss, "loss_critic": critic_loss}
+        self.logger.record("train/kl_coef", self._c_val)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "old_actor"]
@@ -945,7 +931,9 @@ class MDPOOnLearner(_MDPOLearner):
 class MDPOOffConfig:
     """Off-policy MDPO (or the SAC baseline with the same settings)."""
 
-    variant: Literal["mdpo", "sac"] = option("mdpo", "mdpo, or sac: SB3 SAC with the same settings")
+    variant: Literal["mdpo", "sac"] = option(
+        "mdpo", "mdpo, or sac: SB3 SAC (the lab's identical, leaner update) with the same settings"
+    )
     ent_coef: float = option(0.2, "λ: entropy weight (SAC's fixed ent_coef)")
     lam: float | None = alias("ent_coef", "the paper's name λ of ent_coef")
     kl_coef: float | None = option(None, "fixed c (>= λ); None: c = 1/t_k with t_k = 1 − k/K")
@@ -1084,7 +1072,7 @@ class MDPOOffLearner(_MDPOLearner):
                 **common,
             )
         else:
-            self.model = SAC("MlpPolicy", venv, **common)
+            self.model = FastSAC("MlpPolicy", venv, **common)  # SB3 SAC, leaner update
         self._setup_monitor(venv)
 
     _BUFFER_FIELDS = (
