@@ -773,8 +773,7 @@ def train_sac_expert(
     (hours on a CPU; the full figure budgets are for a bigger machine); tests and quick budgets
     use a few hundred or thousand steps.
     """
-    from stable_baselines3 import SAC
-
+    from prl.common.sac import FastSAC as SAC  # SB3 SAC, same numbers, faster update
     from prl.sb3_io import load_weights, save_weights
 
     steps = _positive_int(steps, "steps")

@@ -301,8 +301,7 @@ def train_sac_levels(
     "expert" (D4RL's early-stopped and fully trained policies). Snapshots are saved as
     ``medium.pt`` / ``expert.pt`` in ``directory`` (tensors only: :mod:`prl.sb3_io`) and loaded
     from there when both exist."""
-    from stable_baselines3 import SAC
-
+    from prl.common.sac import FastSAC as SAC  # SB3 SAC, same numbers, faster update
     from prl.sb3_io import copy_model, load_weights, save_weights
 
     if not (1 <= int(medium_steps) <= int(expert_steps)):
