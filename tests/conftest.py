@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("PRL_TENSORBOARD", "0")
+# pytest-xdist runs one process per core: every run inside a test gets one thread (a run records
+# its thread count, so in-process and subprocess runs of one test must agree on it)
+os.environ.setdefault("PRL_THREADS", "1")
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
