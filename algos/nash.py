@@ -43,7 +43,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -797,6 +797,21 @@ class SPPORunConfig:
         require(self.opponents >= 0, f"opponents must be ≥ 0, got {self.opponents}")
 
 
+# tiny settings shared by the tabular (exact win rates: no randomness at all) and neural learners
+_TABULAR_SMOKE = Smoke(
+    env="dueling",
+    steps=40,
+    config={"ref_logit_scale": 1.0},
+    env_kwargs=SMOKE_DUEL_RANDOM,
+    seed_dependent=False,
+    source=SMOKE_TABULAR_SOURCE,
+)
+_NEURAL_SMOKE = Smoke(
+    env="dueling", steps=6, config={"batch": 8}, env_kwargs=SMOKE_DUEL_RANDOM,
+    source=SMOKE_NEURAL_SOURCE,
+)  # fmt: skip
+
+
 class TabularNashLearner(Learner):
     """A tabular Nash method on the dueling bandit's P (exact or sampled win rates).
 
@@ -891,15 +906,7 @@ class NashMDLearner(TabularNashLearner):
 
     method = "nash_md"
     Config = NashMDRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=40,
-        config={"ref_logit_scale": 1.0},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        seed_dependent=False,  # exact win rates: no randomness at all
-        source=SMOKE_TABULAR_SOURCE,
-        family="nash",
-    )
+    smoke = replace(_TABULAR_SMOKE, family="nash")
 
 
 @register_algo(
@@ -912,14 +919,7 @@ class NashMPLearner(TabularNashLearner):
 
     method = "nash_mp"
     Config = NashRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=40,
-        config={"ref_logit_scale": 1.0},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        seed_dependent=False,  # exact win rates: no randomness at all
-        source=SMOKE_TABULAR_SOURCE,
-    )
+    smoke = _TABULAR_SMOKE
 
 
 @register_algo(
@@ -932,14 +932,7 @@ class EGPOLearner(TabularNashLearner):
 
     method = "egpo"
     Config = NashRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=40,
-        config={"ref_logit_scale": 1.0},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        seed_dependent=False,  # exact win rates: no randomness at all
-        source=SMOKE_TABULAR_SOURCE,
-    )
+    smoke = _TABULAR_SMOKE
 
 
 @register_algo(
@@ -950,14 +943,7 @@ class INPOLearner(TabularNashLearner):
 
     method = "inpo"
     Config = NashRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=40,
-        config={"ref_logit_scale": 1.0},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        seed_dependent=False,  # exact win rates: no randomness at all
-        source=SMOKE_TABULAR_SOURCE,
-    )
+    smoke = _TABULAR_SMOKE
 
 
 @register_algo(
@@ -970,14 +956,7 @@ class OnlineIPOLearner(TabularNashLearner):
 
     method = "online_ipo"
     Config = PositiveBetaRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=40,
-        config={"ref_logit_scale": 1.0},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        seed_dependent=False,  # exact win rates: no randomness at all
-        source=SMOKE_TABULAR_SOURCE,
-    )
+    smoke = _TABULAR_SMOKE
 
 
 @register_algo(
@@ -990,14 +969,7 @@ class IPOMDLearner(TabularNashLearner):
 
     method = "ipo_md"
     Config = IPOMDRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=40,
-        config={"ref_logit_scale": 1.0},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        seed_dependent=False,  # exact win rates: no randomness at all
-        source=SMOKE_TABULAR_SOURCE,
-    )
+    smoke = _TABULAR_SMOKE
 
 
 @register_algo(
@@ -1030,14 +1002,7 @@ class APOLearner(TabularNashLearner):
 
     method = "apo"
     Config = APORunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=40,
-        config={"ref_logit_scale": 1.0},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        seed_dependent=False,  # exact win rates: no randomness at all
-        source=SMOKE_TABULAR_SOURCE,
-    )
+    smoke = _TABULAR_SMOKE
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1559,13 +1524,7 @@ class NashMDPGLearner(NeuralNashLearner):
     method = "nash_md_pg"
     algo_name = "nash_md_pg"
     Config = NashMDPGRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=6,
-        config={"batch": 8},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        source=SMOKE_NEURAL_SOURCE,
-    )
+    smoke = _NEURAL_SMOKE
 
 
 @register_algo(
@@ -1577,13 +1536,7 @@ class NashEMALearner(NeuralNashLearner):
     method = "nash_ema"
     algo_name = "nash_ema"
     Config = NashEMARunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=6,
-        config={"batch": 8},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        source=SMOKE_NEURAL_SOURCE,
-    )
+    smoke = _NEURAL_SMOKE
 
 
 @register_algo("online_ipo_nn", description="online IPO loss on a neural policy", envs=("dueling",))
@@ -1593,13 +1546,7 @@ class OnlineIPONNLearner(NeuralNashLearner):
     method = "online_ipo"
     algo_name = "online_ipo_nn"
     Config = OnlineIPONNRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=6,
-        config={"batch": 8},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        source=SMOKE_NEURAL_SOURCE,
-    )
+    smoke = _NEURAL_SMOKE
 
 
 @register_algo(
@@ -1611,13 +1558,7 @@ class EGPONNLearner(NeuralNashLearner):
     method = "egpo"
     algo_name = "egpo_nn"
     Config = EGPONNRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=6,
-        config={"batch": 8},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        source=SMOKE_NEURAL_SOURCE,
-    )
+    smoke = _NEURAL_SMOKE
 
 
 @register_algo("sppo_nn", description="SPPO's squared loss on a neural policy", envs=("dueling",))
@@ -1627,10 +1568,4 @@ class SPPONNLearner(NeuralNashLearner):
     method = "sppo"
     algo_name = "sppo_nn"
     Config = SPPONNRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=6,
-        config={"batch": 8},
-        env_kwargs=SMOKE_DUEL_RANDOM,
-        source=SMOKE_NEURAL_SOURCE,
-    )
+    smoke = _NEURAL_SMOKE
