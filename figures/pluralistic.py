@@ -115,6 +115,7 @@ class ManyRaters:
                 ax.bar(x, v.mean(), width, color=f"C{j}", label=m if gi == 0 else None)
                 ax.plot(np.full(len(v), x), v, "k.", ms=3)
         ax.set_xticks(range(len(groups)), groups)
+        ax.set_xlabel("user group")
         ax.set_ylabel("exact return (bars: mean, dots: seeds)")
         ax.set_title("two-goal gridworld, 80:20 users", fontsize=9)
         ax.legend(fontsize=6, loc="upper right")

@@ -87,6 +87,7 @@ def test_windows_cut_by_hand() -> None:
     assert [p.terminal for p in pieces] == [False, True, False, False]
 
 
+@pytest.mark.slow  # imitation 1.0.1 downgrades gymnasium and SB3: run it in a separate venv
 def test_real_imitation_class_when_installed() -> None:
     types = pytest.importorskip("imitation.data.types")
     trajs = [make_traj(4, s, cls=types.TrajectoryWithRew) for s in range(3)]
