@@ -828,6 +828,12 @@ class GPMLearner(Learner):
             "exploitability": float(exploitability(self.P, winner)),
         }
 
+    def policy(self) -> np.ndarray:
+        """The minimax winner of the learned game P̂ over the arms: what ``predict`` plays."""
+        with torch.no_grad():
+            winner, _ = maxmin_lp((self.gpm.matrix() - 0.5).T)
+        return np.asarray(winner, dtype=np.float64)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
@@ -906,6 +912,31 @@ class _TwoGoalsLearner(Learner):
             ]
         )
 
+    def acting_policy(self) -> np.ndarray:
+        """The policy [S, A] that ``predict`` acts with (each learner defines it)."""
+        raise NotImplementedError
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, Any]:
+        """SB3's ``predict`` on the grid's state indices: actions of :meth:`acting_policy`."""
+        pi = self.acting_policy()
+        obs = np.asarray(observation, dtype=np.int64)
+        flat = obs.reshape(-1)
+        if deterministic:
+            acts = pi[flat].argmax(axis=1)
+        else:
+            rng = getattr(self, "_predict_rng", None)
+            if rng is None:  # its own stream: acting never moves the training generator
+                rng = self._predict_rng = np.random.default_rng([int(self.seed), 0x5B3])
+            acts = np.array([rng.choice(pi.shape[1], p=pi[x] / pi[x].sum()) for x in flat])
+        acts = acts.astype(np.int64)
+        return (acts[0] if obs.ndim == 0 else acts.reshape(obs.shape)), state
+
     def _baseline_row(self) -> dict[str, float]:
         row = {}
         for k in range(len(self.optimum)):
@@ -957,6 +988,7 @@ class MaxMinLearner(_TwoGoalsLearner):
         self.steps_done += 1
         R = np.stack([reward_table(self.env, w) for w in fit.W])
         pi, _ = maxmin_occupancy_lp(self.env.mdp.P, R, self.env.mdp.gamma, self.env.mdp.mu0)
+        self.pi = np.asarray(pi, dtype=np.float64)
         ret = group_returns(self.env, pi)
         assign = fit.resp.argmax(1)
         purity = (
@@ -969,12 +1001,22 @@ class MaxMinLearner(_TwoGoalsLearner):
             row[f"maxmin_return_g{k}"] = float(ret[k])
         return {**row, **self._baseline_row()}
 
+    def acting_policy(self) -> np.ndarray:
+        """The max-min policy of the last EM fit (one policy for every group)."""
+        if getattr(self, "pi", None) is None:
+            raise InvalidInputError("maxmin_rlhf has no policy yet: train at least one step")
+        return self.pi
+
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "resp": torch.as_tensor(self.resp)}
+        out = {**super().state_dict(), "resp": torch.as_tensor(self.resp)}
+        if getattr(self, "pi", None) is not None:
+            out["pi"] = torch.as_tensor(self.pi)
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.resp = state["resp"].numpy()
+        self.pi = state["pi"].numpy() if "pi" in state else None
 
 
 @dataclass
@@ -1070,6 +1112,14 @@ class VPLLearner(_TwoGoalsLearner):
             torch.manual_seed(int(seed))
             self.model = VPL(self.data.xa.shape[-1], c.latent, c.hidden, one_hot=True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+
+    def acting_policy(self, z: Any = None) -> np.ndarray:
+        """The plan under r(s, a, z): ``z`` a user's latent (default 0, the prior mean — VPL's
+        population-average user; pass a user's posterior mean to act for that user)."""
+        if z is None:
+            z = torch.zeros(self.model.latent_dim)
+        with torch.no_grad():
+            return plan(self.env, vpl_reward_table(self.model, self.env, torch.as_tensor(z)))
 
     def evaluate_users(self) -> dict[str, float]:
         """Mean true return of each group's users under their z-conditioned policies."""

@@ -465,3 +465,26 @@ def test_reward_model_trainer_custom_module_errors() -> None:
     prefs = _linear_prefs(8, 3, 2, np.ones(2), np.random.default_rng(0))
     with pytest.raises(InvalidInputError, match="batch axes"):
         RewardModelTrainer(Bad()).loss(prefs)
+
+
+# ---- the pluralistic learners act too -------------------------------------------------------------
+@pytest.mark.parametrize("algo", ["gpm", "maxmin_rlhf", "vpl"])
+def test_evaluate_policy_pluralistic_learners(algo: str) -> None:
+    """GPM plays the learned game's minimax winner; MaxMin-RLHF its max-min policy; VPL the plan
+    of the prior-mean user (z = 0). The actions are those policies' (greedy) actions."""
+    from prl import envs
+
+    sm = ALGOS.get(algo).smoke
+    learner, _ = train(algo, sm.env, steps=sm.steps, config=sm.config, env_kwargs=sm.env_kwargs)
+    venv = DummyVecEnv([lambda: envs.make(sm.env, **sm.env_kwargs)])
+    mean, _ = evaluate_policy(learner, venv, n_eval_episodes=2, deterministic=True)
+    assert math.isfinite(mean)
+    if algo == "gpm":
+        pair, _ = learner.predict(np.int64(0), deterministic=True)
+        assert list(pair) == [int(np.argmax(learner.policy()))] * 2
+    else:
+        pi = learner.acting_policy()
+        S = pi.shape[0]
+        acts, state = learner.predict(np.arange(S), deterministic=True)
+        assert state is None
+        np.testing.assert_array_equal(acts, pi.argmax(axis=1))
