@@ -155,19 +155,19 @@ MUTANTS: list[Mutant] = [
     ),
     # ---- DPO / IPO / BT losses ------------------------------------------------------------------
     Mutant(
-        "bt_loss_sign", "BT/DPO loss", "algos/dpo.py",
-        "    return -(label * F.logsigmoid(z) + (1.0 - label) * F.logsigmoid(-z))",
-        "    return -(label * F.logsigmoid(-z) + (1.0 - label) * F.logsigmoid(z))",
-        "swap winner and loser in the BT/DPO loss", ("tests/test_dpo.py",),
+        "bt_loss_sign", "BT/DPO loss", "prl/common/losses.py",
+        "    return -(label * F.logsigmoid(logit) + (1.0 - label) * F.logsigmoid(other))",
+        "    return -(label * F.logsigmoid(other) + (1.0 - label) * F.logsigmoid(logit))",
+        "swap winner and loser in the one BT loss (`bt_nll`)", ("tests/test_dpo.py", "tests/test_common.py"),
     ),
     Mutant(
-        "dpo_no_beta", "BT/DPO loss", "algos/dpo.py",
+        "dpo_no_beta", "BT/DPO loss", "prl/common/losses.py",
         "    return bt_loss(h, label, beta)",
         "    return bt_loss(h, label, 1.0)",
         "DPO without β", ("tests/test_dpo.py",),
     ),
     Mutant(
-        "ipo_target", "IPO loss", "algos/dpo.py",
+        "ipo_target", "IPO loss", "prl/common/losses.py",
         "    c = 0.5 / beta\n    return label * (h - c) ** 2",
         "    c = 0.5 * beta\n    return label * (h - c) ** 2",
         "IPO target β/2 instead of 1/(2β)", ("tests/test_dpo.py",),
@@ -180,15 +180,15 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "reward_bt_loss_sign", "BT reward loss", "prl/reward_model.py",
-        "    per = -(y * F.logsigmoid(d) + (1 - y) * F.logsigmoid(-d)) * m",
-        "    per = -(y * F.logsigmoid(-d) + (1 - y) * F.logsigmoid(d)) * m",
+        "    per = bt_nll(d, y) * m",
+        "    per = bt_nll(-d, y) * m",
         "reward model: swap winner and loser", ("tests/test_reward_model.py",),
     ),
     # ---- CPL ----------------------------------------------------------------------------------
     Mutant(
         "cpl_drop_lambda", "CPL loss", "algos/cpl.py",
-        "        y * F.logsigmoid(score_a - lam * score_b)",
-        "        y * F.logsigmoid(score_a - score_b)",
+        "    per = bt_nll(score_a - lam * score_b, y, score_b - lam * score_a)",
+        "    per = bt_nll(score_a - score_b, y, score_b - lam * score_a)",
         "drop the conservative λ on the preferred side", ("tests/test_cpl.py",),
         "loss or tabular",
     ),
@@ -317,8 +317,8 @@ MUTANTS: list[Mutant] = [
     # ---- oracles --------------------------------------------------------------------------------
     Mutant(
         "oracle_bt_sign", "oracles", "prl/oracles.py",
-        "        return self.score(a) - self.score(b)",
-        "        return self.score(b) - self.score(a)",
+        "            m = self.score(a) - self.score(b)",
+        "            m = self.score(b) - self.score(a)",
         "score margin b − a", ("tests/test_oracles.py",),
     ),
     Mutant(
