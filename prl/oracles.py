@@ -584,7 +584,33 @@ class Mistake(_Wrapper):
         return f"Mistake({self.inner!r}, eps={self.eps})"
 
 
-class Myopic(_Wrapper):
+class _SegmentTransform(_Wrapper):
+    """A wrapper whose inner oracle sees transformed segments (``_pair``): every answer is the
+    inner oracle's on the transformed pair; labels are returned on the original segments."""
+
+    def _pair(self, a: Items, b: Items) -> tuple[Segments, Segments]:
+        raise NotImplementedError
+
+    def prob(self, a: Items, b: Items) -> np.ndarray:
+        return self.inner.prob(*self._pair(a, b))
+
+    def mask(self, a: Items, b: Items) -> np.ndarray:
+        return self.inner.mask(*self._pair(a, b))
+
+    def indifferent(self, a: Items, b: Items) -> np.ndarray:
+        return self.inner.indifferent(*self._pair(a, b))
+
+    def margin(self, a: Items, b: Items) -> np.ndarray:
+        """The inner margin on the transformed segments."""
+        return self.inner.margin(*self._pair(a, b))
+
+    def label(self, a: Items, b: Items, rng: np.random.Generator) -> Preferences:
+        """The inner labels on the transformed segments, returned on the original segments."""
+        prefs = self.inner.label(*self._pair(a, b), rng)
+        return Preferences(a, b, prefs.label, prefs.mask)
+
+
+class Myopic(_SegmentTransform):
     """B-Pref "myopic": the inner oracle sees rewards weighted γ^(H−1−k) on step k = 0..H−1.
 
     Wrap Skip/Equal around Myopic (not inside it) to threshold the raw returns, as B-Pref does.
@@ -614,24 +640,6 @@ class Myopic(_Wrapper):
     def _pair(self, a: Items, b: Items) -> tuple[Segments, Segments]:
         a, b = _check_segment_pair(a, b, "Myopic")
         return self.reweight(a), self.reweight(b)
-
-    def prob(self, a: Items, b: Items) -> np.ndarray:
-        return self.inner.prob(*self._pair(a, b))
-
-    def mask(self, a: Items, b: Items) -> np.ndarray:
-        return self.inner.mask(*self._pair(a, b))
-
-    def indifferent(self, a: Items, b: Items) -> np.ndarray:
-        return self.inner.indifferent(*self._pair(a, b))
-
-    def margin(self, a: Items, b: Items) -> np.ndarray:
-        """The inner margin on the reweighted segments."""
-        return self.inner.margin(*self._pair(a, b))
-
-    def label(self, a: Items, b: Items, rng: np.random.Generator) -> Preferences:
-        """The inner labels on reweighted segments, returned on the original segments."""
-        prefs = self.inner.label(*self._pair(a, b), rng)
-        return Preferences(a, b, prefs.label, prefs.mask)
 
     def __repr__(self) -> str:
         return f"Myopic({self.inner!r}, gamma={self.gamma})"
@@ -1024,7 +1032,7 @@ class RatedPreferences(Preferences):
         )
 
 
-class Scalarized(_Wrapper):
+class Scalarized(_SegmentTransform):
     """A rater with its own reward weights: factored rewards [B,T,F] become w·r_t [B,T], which the
     inner oracle (BradleyTerry or any B-Pref teacher) then labels."""
 
@@ -1053,24 +1061,6 @@ class Scalarized(_Wrapper):
     def _pair(self, a: Items, b: Items) -> tuple[Segments, Segments]:
         a, b = _check_segment_pair(a, b, "Scalarized", rewards="factored")
         return self.scalarize(a), self.scalarize(b)
-
-    def prob(self, a: Items, b: Items) -> np.ndarray:
-        return self.inner.prob(*self._pair(a, b))
-
-    def mask(self, a: Items, b: Items) -> np.ndarray:
-        return self.inner.mask(*self._pair(a, b))
-
-    def indifferent(self, a: Items, b: Items) -> np.ndarray:
-        return self.inner.indifferent(*self._pair(a, b))
-
-    def margin(self, a: Items, b: Items) -> np.ndarray:
-        """The inner margin on the scalarized segments."""
-        return self.inner.margin(*self._pair(a, b))
-
-    def label(self, a: Items, b: Items, rng: np.random.Generator) -> Preferences:
-        """The inner labels on scalarized segments, returned on the original segments."""
-        prefs = self.inner.label(*self._pair(a, b), rng)
-        return Preferences(a, b, prefs.label, prefs.mask)
 
     def __repr__(self) -> str:
         return f"Scalarized({self.inner!r}, weights={self.weights.tolist()})"

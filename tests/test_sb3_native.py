@@ -467,7 +467,7 @@ def test_reward_model_trainer_custom_module_errors() -> None:
         RewardModelTrainer(Bad()).loss(prefs)
 
 
-# ---- the pluralistic learners act too -------------------------------------------------------------
+# ---- the pluralistic learners act too ---------------------------------------------------------
 @pytest.mark.parametrize("algo", ["gpm", "maxmin_rlhf", "vpl"])
 def test_evaluate_policy_pluralistic_learners(algo: str) -> None:
     """GPM plays the learned game's minimax winner; MaxMin-RLHF its max-min policy; VPL the plan
