@@ -31,7 +31,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -933,6 +933,16 @@ def _rdpo_fit(eps: float, data: PairData, beta: float, *args: Any) -> Tensor:
     return rdpo_policy(data, beta, eps, *args)
 
 
+# tiny settings shared by the three dueling-bandit baselines
+_BT_SMOKE = Smoke(
+    env="dueling",
+    steps=1000,
+    config={"batch": 200, "ref_logit_scale": 1.0, "beta": 0.05},
+    env_kwargs={"game": "dice"},
+    source="tests/test_dpo.py::test_bt_learners_smoke_determinism_and_failure",
+)
+
+
 @register_algo(
     "rlhf_bt",
     description="RLHF on a dueling bandit: BT reward fit, KL-regularised best response",
@@ -944,13 +954,7 @@ class RLHFBanditLearner(BTBaselineLearner):
     kind = "rlhf"
     algo_name = "rlhf_bt"
     Config = BTRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=1000,
-        config={"batch": 200, "ref_logit_scale": 1.0, "beta": 0.05},
-        env_kwargs={"game": "dice"},
-        source="tests/test_dpo.py::test_bt_learners_smoke_determinism_and_failure",
-    )
+    smoke = _BT_SMOKE
 
 
 @register_algo(
@@ -962,14 +966,7 @@ class DPOBanditLearner(BTBaselineLearner):
     kind = "dpo"
     algo_name = "dpo"
     Config = BTRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=1000,
-        config={"batch": 200, "ref_logit_scale": 1.0, "beta": 0.05},
-        env_kwargs={"game": "dice"},
-        source="tests/test_dpo.py::test_bt_learners_smoke_determinism_and_failure",
-        family="dpo",
-    )
+    smoke = replace(_BT_SMOKE, family="dpo")
 
 
 @register_algo(
@@ -981,10 +978,4 @@ class IPOBanditLearner(BTBaselineLearner):
     kind = "ipo"
     algo_name = "ipo"
     Config = BTRunConfig
-    smoke = Smoke(
-        env="dueling",
-        steps=1000,
-        config={"batch": 200, "ref_logit_scale": 1.0, "beta": 0.05},
-        env_kwargs={"game": "dice"},
-        source="tests/test_dpo.py::test_bt_learners_smoke_determinism_and_failure",
-    )
+    smoke = _BT_SMOKE
