@@ -83,6 +83,25 @@ def _run(
 _TASK_CONFIG_PENDULUM = {"gamma": 0.9, "lr": 1e-3}  # Pendulum's usual PPO settings
 
 
+# the paper's PPO and reward-model settings: the full budget's, shared by the mid budget
+_FULL_SETTINGS = {
+    "n_envs": 4,
+    "batch_size": 200,
+    "n_epochs": 10,
+    "lr": 3e-4,
+    "gamma": 0.99,
+    "hidden": [64, 64],
+    "eval_episodes": 10,
+    "query_budget": 10_000,
+    "queries_per_iter": 40,
+    "pool_size": 16,
+    "rm_hidden": [64, 64],
+    "rm_steps": 50,
+    "rm_batch": 32,
+    "heldout_episodes": 32,
+}
+
+
 @register_figure(
     "heron",
     seeds=range(5),
@@ -104,20 +123,7 @@ _TASK_CONFIG_PENDULUM = {"gamma": 0.9, "lr": 1e-3}  # Pendulum's usual PPO setti
             "AntFactored-v5": {"horizon": 1000, "steps": 1_000_000},
         },
         "robust_envs": ["PendulumFactored-v1", "HopperFactored-v5"],
-        "n_envs": 4,
-        "batch_size": 200,
-        "n_epochs": 10,
-        "lr": 3e-4,
-        "gamma": 0.99,
-        "hidden": [64, 64],
-        "eval_episodes": 10,
-        "query_budget": 10_000,
-        "queries_per_iter": 40,
-        "pool_size": 16,
-        "rm_hidden": [64, 64],
-        "rm_steps": 50,
-        "rm_batch": 32,
-        "heldout_episodes": 32,
+        **_FULL_SETTINGS,
     },
     quick_budget={
         "tasks": {
@@ -155,20 +161,8 @@ _TASK_CONFIG_PENDULUM = {"gamma": 0.9, "lr": 1e-3}  # Pendulum's usual PPO setti
             "HopperFactored-v5": {"horizon": 1000, "steps": 150_000},
         },
         "robust_envs": ["PendulumFactored-v1"],
-        "n_envs": 4,
-        "batch_size": 200,
-        "n_epochs": 10,
-        "lr": 3e-4,
-        "gamma": 0.99,
-        "hidden": [64, 64],
-        "eval_episodes": 10,
+        **_FULL_SETTINGS,
         "query_budget": 5000,
-        "queries_per_iter": 40,
-        "pool_size": 16,
-        "rm_hidden": [64, 64],
-        "rm_steps": 50,
-        "rm_batch": 32,
-        "heldout_episodes": 32,
     },
     hparams="the full budget's PPO and reward-model settings, shared by HERON, RLHF and PPO",
     description="HERON (ranked factor tree → BT reward model → PPO) vs PPO on the hand-weighted "
