@@ -9,7 +9,10 @@ Part ``reward``: the learned-reward learners (RLHF, HERON, SPO) against ``ppo_tr
 identical PPO settings (the learners' defaults: HopperFactored-v5, 4 envs × one episode horizon
 per rollout, reward-model refit after every rollout as HERON does, on 50-step windows of the
 labelled trajectories): CPU seconds per env step and the ratio to PPO; ``rlhf rm_clip=0`` is the
-refit on whole trajectories (the behaviour before), in the same run.
+refit on whole trajectories (the behaviour before), in the same run. Below a 1000-step horizon
+a rollout holds fewer env steps but the refit costs the same, so two more rows refit with
+``rm_steps = 50 · horizon / 1000``: the default's reward-model steps per env step at horizon 1000
+(the cadence PEBBLE and B-Pref fix in env steps, not per rollout).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_throughput.py [vec|reward] [--reps 2] [--horizon 1000]
 """
@@ -103,6 +106,10 @@ def bench_reward(reps: int, horizon: int) -> None:
         "heron": _learner("heron", env, ppo, ek),
         "spo": _learner("spo", env, ppo, ek),
     }
+    if horizon < 1000:  # the default's reward-model steps per env step (50 per 4000 steps)
+        k = max(1, round(50 * horizon / 1000))
+        runs[f"rlhf rm_steps={k}"] = _learner("rlhf", env, {**ppo, "rm_steps": k}, ek)
+        runs[f"heron rm_steps={k}"] = _learner("heron", env, {**ppo, "rm_steps": k}, ek)
     for f in runs.values():
         f()
     tot = {k: [0.0, 0] for k in runs}

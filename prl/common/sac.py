@@ -14,6 +14,8 @@ What it saves per gradient step, all without changing a number:
   of the critic's backward cost;
 - the minibatch is gathered straight into tensors (one copy, not two) from a plain
   ``ReplayBuffer``; any other buffer (HER, n-step, VecNormalize) goes through its own ``sample``;
+- Adam runs its multi-tensor (``foreach``) kernels, as it already does on a GPU (same
+  arithmetic, bit-identical weights; about 5% of an update on one CPU thread);
 - losses stay tensors until the end of ``train`` (one host synchronisation per call, not two per
   step: it matters on a GPU), the Polyak update is one ``torch._foreach`` call pair.
 
@@ -123,6 +125,9 @@ class FastSAC(RunDirLoad, SAC):
         if self.ent_coef_optimizer is not None:
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
+        for opt in optimizers:  # multi-tensor Adam: same numbers, fewer small kernels
+            for group in opt.param_groups:
+                group["foreach"] = True
         self.before_train()
         frozen = self._critic_only_params()
         critic_params = list(critic.parameters())
