@@ -14,7 +14,13 @@ a rollout holds fewer env steps but the refit costs the same, so two more rows r
 ``rm_steps = 50 · horizon / 1000``: the default's reward-model steps per env step at horizon 1000
 (the cadence PEBBLE and B-Pref fix in env steps, not per rollout).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_throughput.py [vec|reward] [--reps 2] [--horizon 1000]
+Part ``learners``: each on-policy learner at its mid figure's settings (figures/*.py), CPU per
+env step against SB3 PPO with the same PPO settings (rollout size, minibatch, epochs, [64, 64])
+at one environment and at the learner's number of environments, on the same environment (for
+C-MORL's two-objective MO-Hopper the peer runs Hopper-v5: the same MuJoCo model and step cost).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_throughput.py [vec|reward|learners] [--reps 2]
+        [--horizon 1000]
 """
 
 from __future__ import annotations
@@ -33,18 +39,28 @@ def _timed(fn: Callable[[], int]) -> tuple[float, float, int]:
     return time.perf_counter() - w, time.process_time() - c, n
 
 
-def _sb3_ppo(n_envs: int) -> Callable[[], int]:
+def _sb3_ppo(
+    n_envs: int,
+    env: str = "Hopper-v5",
+    rollout: int = 1024,
+    batch_size: int = 64,
+    n_epochs: int = 10,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Callable[[], int]:
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
 
     from prl import envs
 
-    venv = make_vec_env(lambda: envs.make("Hopper-v5"), n_envs=n_envs, seed=0)
-    m = PPO("MlpPolicy", venv, n_steps=1024 // n_envs, batch_size=64, seed=0, verbose=0)
+    venv = make_vec_env(lambda: envs.make(env, **(env_kwargs or {})), n_envs=n_envs, seed=0)
+    m = PPO(
+        "MlpPolicy", venv, n_steps=rollout // n_envs, batch_size=batch_size,
+        n_epochs=n_epochs, seed=0, verbose=0,
+    )  # fmt: skip
 
     def run() -> int:
-        m.learn(1024, reset_num_timesteps=False)
-        return 1024
+        m.learn(rollout, reset_num_timesteps=False)
+        return rollout
 
     return run
 
@@ -125,9 +141,60 @@ def bench_reward(reps: int, horizon: int) -> None:
         print(f"| {k} | {1e3 * c / n:.3f} | {c / n / base:.2f} |")
 
 
+# (label, algo, env, env kwargs, learner config, PPO peer: rollout, minibatch, epochs, n_envs);
+# the settings are the mid figures' (figures/spo_control.py, heron.py, pdppo.py, cmorl.py)
+_HOP = {"max_episode_steps": 1000}
+_SPO = {"n_envs": 8, "batch_size": 256, "n_epochs": 10, "hidden": [64, 64], "eval_episodes": 0,
+        "queries_per_iter": 160, "pool_size": 16}  # fmt: skip
+_HERON = {"n_envs": 4, "batch_size": 200, "n_epochs": 10, "hidden": [64, 64], "eval_episodes": 0,
+          "queries_per_iter": 40, "pool_size": 16}  # fmt: skip
+FIGURE_LEARNERS = (
+    ("spo (spo_control)", "spo", "HopperFactored-v5", _HOP, _SPO, (8000, 256, 10, 8)),
+    ("rlhf (spo_control)", "rlhf", "HopperFactored-v5", _HOP, _SPO, (8000, 256, 10, 8)),
+    ("heron (heron)", "heron", "HopperFactored-v5", _HOP, _HERON, (4000, 200, 10, 4)),
+    ("ppo_true_reward (heron)", "ppo_true_reward", "HopperFactored-v5", _HOP, _HERON,
+     (4000, 200, 10, 4)),
+    ("pdppo (pdppo_vs_ppo, 1 env)", "pdppo", "lotsizing", {"instance": "15x5"}, {},
+     (2048, 64, 10, 1)),
+    ("pdppo, 8 envs (not the figure's)", "pdppo", "lotsizing", {"instance": "15x5"},
+     {"n_envs": 8, "n_steps": 256}, (2048, 64, 10, 8)),
+    ("cmorl_stage1 (cmorl_pareto)", "cmorl_stage1", "mo_hopper_2obj", {},
+     {"n_envs": 4, "n_steps": 512, "minibatches": 4, "epochs": 10, "eval_episodes": 2},
+     (2048, 512, 10, 4)),
+)  # fmt: skip
+
+
+def bench_learners(reps: int) -> None:
+    print(
+        "| learner (figure) | env | CPU ms per env step | × SB3 PPO 1 env | × SB3 PPO same envs |"
+    )
+    print("|---|---|---:|---:|---:|")
+    for label, algo, env, ek, cfg, (rollout, mb, epochs, n) in FIGURE_LEARNERS:
+        peer_env = "Hopper-v5" if env == "mo_hopper_2obj" else env
+        peer_kw = {} if env == "mo_hopper_2obj" else ek
+        runs = {
+            "learner": _learner(algo, env, cfg, ek),
+            "sb3 1": _sb3_ppo(1, peer_env, rollout, mb, epochs, peer_kw),
+            "sb3 n": _sb3_ppo(n, peer_env, rollout, mb, epochs, peer_kw),
+        }
+        for f in runs.values():
+            f()  # warm-up iteration (not timed)
+        tot = {k: [0.0, 0] for k in runs}
+        for _ in range(reps):
+            for k, f in runs.items():
+                _, c, steps = _timed(f)
+                tot[k][0] += c
+                tot[k][1] += steps
+        ms = {k: 1e3 * c / steps for k, (c, steps) in tot.items()}
+        print(
+            f"| {label} | {env} | {ms['learner']:.3f} | {ms['sb3 1'] / ms['learner']:.2f} "
+            f"| {ms['sb3 n'] / ms['learner']:.2f} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", nargs="?", default="all", choices=["all", "vec", "reward"])
+    ap.add_argument("part", nargs="?", default="all", choices=["all", "vec", "reward", "learners"])
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--horizon", type=int, default=1000, help="reward part: episode length")
     a = ap.parse_args()
@@ -139,6 +206,8 @@ def main() -> None:
         bench_vec(a.reps)
     if a.part in ("all", "reward"):
         bench_reward(a.reps, a.horizon)
+    if a.part in ("all", "learners"):
+        bench_learners(a.reps)
 
 
 if __name__ == "__main__":
