@@ -39,6 +39,19 @@ def _timed(fn: Callable[[], int]) -> tuple[float, float, int]:
     return time.perf_counter() - w, time.process_time() - c, n
 
 
+def _cpu_ms_per_step(runs: dict[str, Callable[[], int]], reps: int) -> dict[str, float]:
+    """CPU ms per env step of each run: one untimed warm-up call, then ``reps`` interleaved."""
+    for f in runs.values():
+        f()
+    tot = {k: [0.0, 0] for k in runs}
+    for _ in range(reps):
+        for k, f in runs.items():
+            _, c, n = _timed(f)
+            tot[k][0] += c
+            tot[k][1] += n
+    return {k: 1e3 * c / n for k, (c, n) in tot.items()}
+
+
 def _sb3_ppo(
     n_envs: int,
     env: str = "Hopper-v5",
@@ -126,19 +139,12 @@ def bench_reward(reps: int, horizon: int) -> None:
         k = max(1, round(50 * horizon / 1000))
         runs[f"rlhf rm_steps={k}"] = _learner("rlhf", env, {**ppo, "rm_steps": k}, ek)
         runs[f"heron rm_steps={k}"] = _learner("heron", env, {**ppo, "rm_steps": k}, ek)
-    for f in runs.values():
-        f()
-    tot = {k: [0.0, 0] for k in runs}
-    for _ in range(reps):
-        for k, f in runs.items():
-            _, c, n = _timed(f)
-            tot[k][0] += c
-            tot[k][1] += n
-    base = tot["ppo_true_reward"][0] / tot["ppo_true_reward"][1]
+    ms = _cpu_ms_per_step(runs, reps)
+    base = ms["ppo_true_reward"]
     print("| learner | CPU ms per env step | × PPO |")
     print("|---|---|---|")
-    for k, (c, n) in tot.items():
-        print(f"| {k} | {1e3 * c / n:.3f} | {c / n / base:.2f} |")
+    for k, v in ms.items():
+        print(f"| {k} | {v:.3f} | {v / base:.2f} |")
 
 
 # (label, algo, env, env kwargs, learner config, PPO peer: rollout, minibatch, epochs, n_envs);
@@ -177,15 +183,7 @@ def bench_learners(reps: int) -> None:
             "sb3 1": _sb3_ppo(1, peer_env, rollout, mb, epochs, peer_kw),
             "sb3 n": _sb3_ppo(n, peer_env, rollout, mb, epochs, peer_kw),
         }
-        for f in runs.values():
-            f()  # warm-up iteration (not timed)
-        tot = {k: [0.0, 0] for k in runs}
-        for _ in range(reps):
-            for k, f in runs.items():
-                _, c, steps = _timed(f)
-                tot[k][0] += c
-                tot[k][1] += steps
-        ms = {k: 1e3 * c / steps for k, (c, steps) in tot.items()}
+        ms = _cpu_ms_per_step(runs, reps)
         print(
             f"| {label} | {env} | {ms['learner']:.3f} | {ms['sb3 1'] / ms['learner']:.2f} "
             f"| {ms['sb3 n'] / ms['learner']:.2f} |"
