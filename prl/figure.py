@@ -18,6 +18,7 @@ computed and added.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -247,10 +248,17 @@ def make_figure(
         fig = fig_obj.draw(stored, ctx)
         if tier == "quick":
             mark_smoke_test(fig)
+        provenance = store_provenance(store_dir)
+        stamp = f"seeds: {', '.join(map(str, seeds))} · {tier} budget"
+        if provenance:
+            stamp += (
+                f" · runs at {', '.join(c[:7] for c in provenance['commits'])}"
+                f" by `{provenance['command']}`"
+            )
         fig.text(
             0.99,
             0.005,
-            f"seeds: {', '.join(map(str, seeds))} · {tier} budget",
+            stamp,
             ha="right",
             va="bottom",
             fontsize=7,
@@ -284,6 +292,7 @@ def make_figure(
             "git": git_info(),
             "claim": claim,
             "store": None if store_dir is None else str(store_dir),
+            "runs_from": store_provenance(store_dir),
             "axes": axes,
         },
     )
@@ -291,6 +300,15 @@ def make_figure(
     return FigureOutcome(
         name, secs, files, seeds, None, tier, claim, None if store_dir is None else str(store_dir)
     )
+
+
+def store_provenance(store_dir: Path | None) -> dict[str, Any] | None:
+    """Where a stored figure's runs came from: the commits and the command of its manifest."""
+    if store_dir is None or not (store_dir / "manifest.json").is_file():
+        return None
+    man = json.loads((store_dir / "manifest.json").read_text())
+    commits = sorted({str(p.get("commit")) for p in man.get("pieces", []) if p.get("commit")})
+    return {"commits": commits, "command": man.get("command", ""), "complete": man.get("complete")}
 
 
 def judge_claim(

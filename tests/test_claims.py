@@ -209,6 +209,10 @@ def test_store_round_trip_draws_without_training(
     assert fo.ok, fo.error
     assert (tmp_path / "out" / "pdppo_vs_ppo.csv").read_bytes() == first
     assert fo.claim is not None and fo.claim["smoke"] and fo.claim["seeds"] == [0, 1]
+    # a figure drawn from the store says which commit(s) and command its runs came from
+    drawn = json.loads((tmp_path / "out" / "pdppo_vs_ppo.json").read_text())
+    commits = sorted({p["commit"] for p in man["pieces"]})
+    assert drawn["runs_from"] == {"commits": commits, "command": man["command"], "complete": True}
 
 
 def test_recomputing_one_stored_seed_gives_the_same_figure(built: Path, tmp_path: Path) -> None:
