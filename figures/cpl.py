@@ -20,8 +20,15 @@ run at ~0.6 updates/s on one core here (benchmarks/RESULTS.md: CPL 2.2, P-IQL ~0
 tier shrinks the task: one MetaWorld task (drawer-open, the easiest of the six), a SAC expert of
 100k steps (≈ 25 CPU-min at ~15 ms/step), 32-step segments, [256, 256] networks, 32 pairs per
 batch and 500 gradient steps (0.001× the paper), dense and sparse data, 5 seeds: ≈ 2.5 CPU-h.
-Whether %BC reaches the ≥ 50% success the claim's sanity check asks for at this budget was not
-measured; if not, the claim's verdict is INCONCLUSIVE ("budget too small") by construction.
+Measured (2026-12-02, commit 9c7bb61): this mid budget cannot meet the claim's sanity check. The
+100k-step SAC expert never opens the drawer: 0 of 200 noisy (σ = 0.3) data episodes succeed
+(returns 21–127 of 250 steps), and a separate run of the same SAC settings scored 0 of 10
+deterministic episodes at 50k and at 100k steps (returns 70 and 85; 14 CPU-ms per step), so %BC
+cannot reach 50%; SFT and P-IQL scored 0.0 after 500 steps (7 and 39 CPU-s per run). A
+MetaWorld expert of the paper's 10^6 steps alone costs ≈ 3.9 CPU-h here. Next: shrink the task
+to a MetaWorld task SAC solves within the budget (a sizing run on mw-reach-v3 was started), and
+use ~5000 gradient steps (≈ 1.5 CPU-h for 35 runs at the measured rates); the verdict at the
+current budget would be INCONCLUSIVE ("budget too small") by construction.
 cpl_dense_sparse's mid tier is the tabular random MDP only.
 """
 
