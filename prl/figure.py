@@ -226,6 +226,7 @@ def make_figure(
     files: dict[str, str] = {}
     claim: dict[str, Any] | None = None
     store_dir: Path | None = None
+    provenance: dict[str, Any] | None = None
     try:
         fig_obj = spec.cls()
         if tier == "quick" and store is None:
@@ -292,7 +293,7 @@ def make_figure(
             "git": git_info(),
             "claim": claim,
             "store": None if store_dir is None else str(store_dir),
-            "runs_from": store_provenance(store_dir),
+            "runs_from": provenance,
             "axes": axes,
         },
     )
