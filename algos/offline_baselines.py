@@ -39,7 +39,10 @@ from prl.data import (
     CriticScore,
     ExpertCritic,
     PreferenceDataset,
+    collect_rollouts,
+    discounted_returns,
     epsilon_greedy_policy,
+    fit_rollout_value,
     generate_dataset,
     rollout_chunks,
     sb3_policy,
@@ -236,6 +239,11 @@ class OfflineConfig:
     )
     data_seed: int = option(0, "generated data: seed (shared by every training seed)")
     episodes: int = option(40, "generated data (MuJoCo/MetaWorld): behaviour episodes")
+    expert: Literal["sac", "scripted"] = option(
+        "sac",
+        "generated data (MuJoCo/MetaWorld): sac = a trained SAC expert and its critic; scripted = "
+        "MetaWorld's hand-written policy, V fitted to its rollouts",
+    )
     expert_steps: int = option(2000, "generated data: SAC expert budget (10^6 for a real one)")
     expert_path: str = option("", "SAC expert weights (.pt) to load, or to save after training")
     hidden: list[int] = option([512, 512], "hidden widths of every MLP ([] = linear)")  # noqa: RUF009
@@ -321,24 +329,28 @@ def default_dataset(
         def make_env() -> Any:
             return envs.make(env_name, **env_kwargs)
 
-        expert = train_sac_expert(
-            make_env,
-            cfg.expert_steps,
-            seed=cfg.data_seed,
-            path=cfg.expert_path or None,
-            net_arch=(256, 256) if cfg.expert_steps >= 100_000 else (64, 64),
-        )
-        critic = ExpertCritic.from_sb3(expert, n_samples=16, seed=cfg.data_seed)
+        if cfg.expert == "scripted":
+            policy, critic, info = _scripted_expert(env_name, make_env, cfg)
+            behaviour = f"scripted+N(0,{noise}^2)"
+            meta.update(info)
+        else:
+            expert = train_sac_expert(
+                make_env,
+                cfg.expert_steps,
+                seed=cfg.data_seed,
+                path=cfg.expert_path or None,
+                net_arch=(256, 256) if cfg.expert_steps >= 100_000 else (64, 64),
+            )
+            critic = ExpertCritic.from_sb3(expert, n_samples=16, seed=cfg.data_seed)
+            policy, behaviour = sb3_policy(expert), f"sac({cfg.expert_steps})+N(0,{noise}^2)"
         oracle = CriticScore(critic, beta=beta, discount=1.0)
         episodes_per_chunk = max(1, math.ceil(cfg.episodes / n_chunks))
         chunk_fn = rollout_chunks(
-            make_env, sb3_policy(expert), episodes_per_chunk, T, per_chunk, action_noise=noise
+            make_env, policy, episodes_per_chunk, T, per_chunk, action_noise=noise
         )
-        meta.update(
-            label_discount=1.0,
-            behaviour=f"sac({cfg.expert_steps})+N(0,{noise}^2)",
-            expert_steps=cfg.expert_steps,
-        )
+        meta.update(label_discount=1.0, behaviour=behaviour, expert=cfg.expert)
+        if cfg.expert == "sac":
+            meta["expert_steps"] = cfg.expert_steps
     env.close()
     ds = generate_dataset(
         path,
@@ -368,7 +380,46 @@ _DATA_FIELDS = (
     "episodes",
     "expert_steps",
     "expert_path",
+    "expert",
 )
+
+SCRIPTED_VALUE_NOISE = 0.3  # the CPL data's action noise: V is fitted to the expert at this noise
+
+
+def _scripted_expert(
+    env_name: str, make_env: Any, cfg: OfflineConfig
+) -> tuple[Any, Any, dict[str, Any]]:
+    """MetaWorld's scripted policy and V^expert fitted (γ = 0.99, SAC's discount) to
+    max(20, 2·episodes) rollouts of it with N(0, 0.3²) action noise (seed [data_seed, 1]);
+    the fit's correlation with the discounted returns of max(5, episodes/5) held-out
+    rollouts (seed [data_seed, 2]) goes into the dataset's meta."""
+    from prl.envs.metaworld_tasks import scripted_policy
+
+    if not env_name.startswith("mw-"):
+        raise ConfigError(f"expert='scripted' needs a MetaWorld task (mw-...), got {env_name!r}")
+    policy = scripted_policy(env_name)
+    env = make_env()
+    try:
+        fit_ro, test_ro = [
+            collect_rollouts(
+                env,
+                policy,
+                np.random.default_rng([cfg.data_seed, k]),
+                n_episodes=n,
+                action_noise=SCRIPTED_VALUE_NOISE,
+            )
+            for k, n in ((1, max(20, 2 * cfg.episodes)), (2, max(5, cfg.episodes // 5)))
+        ]
+    finally:
+        env.close()
+    critic = fit_rollout_value(fit_ro, gamma=0.99, seed=cfg.data_seed)
+    g = discounted_returns(test_ro, 0.99, critic.value(test_ro.next_obs))
+    corr = float(np.corrcoef(g, critic.value(test_ro.obs))[0, 1])
+    info = {
+        "value_fit": f"MC regression, gamma 0.99, {len(fit_ro)} transitions",
+        "value_heldout_corr": round(corr, 4),
+    }
+    return policy, critic, info
 
 
 def _space_matches(space: spaces.Space, arr: np.ndarray) -> bool:

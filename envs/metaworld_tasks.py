@@ -11,6 +11,7 @@ position, rewards divided by 10 (MetaWorld's are in [0, 10]) and a 250-step hori
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -108,6 +109,32 @@ class MetaWorldTaskEnv(gym.Env):
 
     def close(self) -> None:
         self._inner.close()
+
+
+def scripted_policy(env_name: str) -> Any:
+    """MetaWorld's hand-written expert for ``mw-<task>`` (``metaworld.policies``) as a behaviour
+    policy ``(obs, rng) -> action`` (deterministic; the rng is unused)."""
+    task = env_name[3:] if env_name.startswith("mw-") else env_name
+    try:
+        from metaworld import policies
+    except ImportError as exc:
+        raise ConfigError(
+            "MetaWorld tasks need the optional extra: pip install 'prl-lab[metaworld]'"
+        ) from exc
+    base = task[: -len("-v3")] if task.endswith("-v3") else ""
+    name = "Sawyer" + "".join(w.capitalize() for w in base.split("-")) + "V3Policy"
+    if not base or not hasattr(policies, name):
+        raise ConfigError(f"no scripted MetaWorld policy for {env_name!r} (e.g. mw-drawer-open-v3)")
+    expert = getattr(policies, name)()
+
+    def act(obs: Any, rng: Any = None) -> np.ndarray:
+        with warnings.catch_warnings():  # "Constant(s) may be too high": clipped below
+            warnings.simplefilter("ignore", UserWarning)
+            a = expert.get_action(np.asarray(obs, dtype=np.float64))
+        return np.clip(a, -1.0, 1.0)
+
+    act.__name__ = act.__qualname__ = f"scripted_{base.replace('-', '_')}"
+    return act
 
 
 def _factory(task: str) -> Any:

@@ -756,6 +756,95 @@ class CriticScore(ScoreOracle):
         return f"CriticScore(beta={self.beta}, discount={self.discount})"
 
 
+def discounted_returns(ro: Rollouts, gamma: float, tail: np.ndarray | None = None) -> np.ndarray:
+    """G_t = r_t + γ G_{t+1} within each episode of ``ro``; an episode's last row adds
+    γ·``tail`` (the bootstrap V(s') of a truncated or cut end; 0 after a termination)."""
+    if not (0.0 <= float(gamma) <= 1.0):
+        raise InvalidInputError(f"gamma must be in [0, 1], got {gamma}")
+    n = len(ro)
+    tail = np.zeros(n) if tail is None else np.asarray(tail, dtype=np.float64)
+    if tail.shape != (n,):
+        raise InvalidInputError(f"tail must have shape ({n},), got {tail.shape}")
+    last = np.ones(n, dtype=bool)
+    last[:-1] = ro.episode[1:] != ro.episode[:-1]
+    g = np.zeros(n)
+    nxt = 0.0
+    for t in range(n - 1, -1, -1):
+        boot = (0.0 if ro.terminated[t] else tail[t]) if last[t] else nxt
+        nxt = g[t] = ro.rewards[t] + gamma * boot
+    return g
+
+
+class FittedValue:
+    """V(s) of a regression network on standardized observations: the ``value`` interface
+    :class:`CriticScore` reads (so a fitted V can label segments like an expert's critic)."""
+
+    def __init__(self, net: Any, obs_mean: np.ndarray, obs_std: np.ndarray, scale: float):
+        self.net, self.scale = net, float(scale)
+        self.obs_mean = np.asarray(obs_mean, dtype=np.float32)
+        self.obs_std = np.asarray(obs_std, dtype=np.float32)
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        """V(s) for ``obs [..., d]`` → ``[...]`` (float64)."""
+        import torch
+
+        obs = np.asarray(obs, dtype=np.float32)
+        x = torch.as_tensor((obs.reshape(-1, obs.shape[-1]) - self.obs_mean) / self.obs_std)
+        with torch.no_grad():
+            v = self.net(x)[:, 0].double().numpy() * self.scale
+        return v.reshape(obs.shape[:-1])
+
+
+def fit_rollout_value(
+    ro: Rollouts,
+    gamma: float = 0.99,
+    hidden: tuple[int, ...] = (256, 256),
+    rounds: int = 3,
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> FittedValue:
+    """Fit V^π(s) ≈ E[Σ_k γ^k r_{t+k} | s_t = s] to a policy's rollouts by Monte-Carlo
+    regression; truncated episode ends are bootstrapped with the previous round's V
+    (round 1: 0), so ``rounds`` rounds reach ``rounds`` horizons into the future.
+
+    The critic of the scripted-expert datasets (``OfflineConfig.expert = "scripted"``): the
+    label Σr + V(s_T) − V(s_0) of CPL's data (Hejna et al. 2024, §5) with V = V^expert.
+    """
+    import torch
+
+    from prl.nets import mlp
+
+    rounds, steps = _positive_int(rounds, "rounds"), _positive_int(steps, "steps")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if len(ro) < 2:
+        raise InvalidInputError("fit_rollout_value needs at least 2 transitions")
+    obs = np.asarray(ro.obs, dtype=np.float32).reshape(len(ro), -1)
+    mean, std = obs.mean(0), np.maximum(obs.std(0), 1e-3)  # constant dims stay 0
+    x = torch.as_tensor((obs - mean) / std)
+    rng = np.random.default_rng(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = mlp(obs.shape[1], 1, hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    critic = FittedValue(net, mean, std, 1.0)
+    tail = np.zeros(len(ro))
+    for _ in range(rounds):
+        g = discounted_returns(ro, gamma, tail)
+        critic.scale = max(float(np.abs(g).max()), 1e-6)
+        y = torch.as_tensor(g / critic.scale, dtype=torch.float32)
+        for _ in range(steps):
+            idx = torch.as_tensor(rng.integers(len(ro), size=batch_size))
+            loss = torch.mean((net(x[idx])[:, 0] - y[idx]) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        tail = critic.value(ro.next_obs)
+    net.eval()
+    return critic
+
+
 def train_sac_expert(
     make_env: Callable[[], Any],
     steps: int,
