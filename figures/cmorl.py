@@ -15,6 +15,12 @@ front evaluation included: 0.18 ms per env step, not the 0.6 ms first budgeted).
 run (mo_hopper_2obj only, 400k steps, 5 seeds; 0.25 CPU-h at commit faecb45) gave C-MORL − Stage 1
 = −7271 [−19390, 13720] in hypervolume IQM (P(improvement) 0.44): INCONCLUSIVE; the budget was
 then resized to the paper's steps (benchmarks/RESULTS.md keeps both).
+At the paper's steps (52 runs at commit 9c7bb61, 1.66 CPU-h; figures/data/mid/cmorl_pareto):
+INCONCLUSIVE. C-MORL − Stage 1 in final hypervolume IQM is positive on every task but no CI
+excludes 0: mo_hopper_2obj +3982 [−7675, +16021] (P 0.68), mo_halfcheetah +22 [−637, +510]
+(P 0.52), mo_hopper_3obj +2.2e5 [−1.76e6, +1.75e6] (P 0.60). Stage 1 leaves its start on both
+Hopper tasks but not on HalfCheetah (+15% < the registered +50%) even at the paper's 1M steps,
+so no budget of this tier meets that task's sanity check.
 
 Row 1 shows the final fronts (seed 0 for PPO) with the true front; rows 2–4 show hypervolume
 (as a fraction of the true front's where it is known), expected utility and sparsity.

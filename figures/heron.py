@@ -7,6 +7,10 @@ env step with 1 torch thread: HERON 1.35 ms, RLHF 1.4 ms, PPO on the true reward
 Pendulum, ≈ 1.5/1.5/0.68 on Hopper) keeps Pendulum at its full 100k steps and Hopper at 150k
 (0.075× the paper), drops MountainCar, HalfCheetah and Ant, and runs the robustness panel on
 Pendulum only, 5 seeds throughout: ≈ 2.0 CPU-h.
+Measured at the mid budget (50 runs at commit 9c7bb61, 0.56 CPU-h; figures/data/mid/heron):
+NOT REPRODUCED. HERON trails PPO on Pendulum's true reward (−610 [−691, −255], P 0.00); every
+other comparison is undecided and points against HERON. PPO's sanity check passes (Hopper 14 →
+295).
 """
 
 from __future__ import annotations

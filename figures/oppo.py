@@ -25,6 +25,11 @@ steps and Hopper with SAC levels of 20k (medium) / 60k (expert) steps, 20 episod
 2000 gradient steps of the MLP OPPO (the transformer runs at ~2 updates/s here), 5 seeds:
 ≈ 1.3 CPU-h (0.02× the paper's 10^5 steps; cheaper behaviour levels than D4RL's).
 oppo_teachers' mid tier is the delivery gridworld only.
+Measured at the mid budget (40 runs at commit faecb45, 0.80 CPU-h; figures/data/mid/
+oppo_baselines): INCONCLUSIVE. OPPO beats both baselines clearly (vs P-IQL +0.59 [0.56, 0.61],
+vs BC +0.79 [0.74, 0.82], P 1.00), but the registered sanity rule (BC ≥ 0.2) fails on Hopper
+(BC −0.07): BC imitates the whole mixed dataset, so it is weak by construction, not under-trained
+(%BC reaches 0.93–1.76 there); the rule was left as registered.
 """
 
 from __future__ import annotations

@@ -6,6 +6,13 @@ Mid (≤ 3 CPU-h on this 2-core CPU; measured CPU per env step with 1 torch thre
 (0.16× the paper) and the 4x4 slippery lake (1.2 ms/step) at 100k steps, 3 learners × 5 seeds:
 ≈ 2.4 CPU-h.
 PPO's settings are SB3's defaults for both PDPPO and PPO (n_steps 2048, batch 64, 10 epochs).
+Measured at the mid budget (45 runs at commit d1e957e, 1.27 CPU-h; figures/data/mid/pdppo_vs_ppo):
+INCONCLUSIVE. On 15x5 PDPPO trails PPO (final return IQM −1379 vs −1270, difference −110
+[−119, −94], P(improvement) 0.00) and the 4x4 lake ties (−0.04 [−0.15, 0.09]); on 25x10 PPO barely
+leaves its start (−2816 → −2591, under the registered 20% sanity threshold) and PDPPO vs PPO is
+within noise (+8.0 [−5.1, 15.7], P 0.72). 80k steps is 0.16× the paper's 500k; at 3.2 ms per step
+the whole 3 CPU-h of this tier buys ≈ 220k steps of 25x10 for 3 learners × 5 seeds, and whether
+that meets the sanity check was not measured.
 """
 
 from __future__ import annotations

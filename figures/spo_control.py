@@ -5,6 +5,10 @@ Budgets: full = 1M env steps, 20k queries, Hopper and HalfCheetah, 5 seeds (the 
 setup is unverified). Mid (≤ 3 CPU-h here; measured CPU per env step, 8 envs, [64, 64], 1 torch
 thread: SPO 0.42 ms, RLHF 0.75 ms) keeps Hopper only, the four preference kinds and 5 seeds at
 300k env steps (0.3×) and 6k queries (0.3×, the same queries per iteration): ≈ 2.1 CPU-h.
+Measured at the mid budget (21 runs at commit faecb45, 0.82 CPU-h; figures/data/mid/spo_control):
+INCONCLUSIVE, 2 of 4 reproduced: transitive +602 [525, 639] and stochastic +555 [168, 633]
+(SPO's ~1035 Hopper return is staying upright for 1000 steps, not hopping); intransitive
+P(SPO ≻ RLHF) 0.27 and non-Markovian +0.11 [−0.05, 0.38] are undecided.
 """
 
 from __future__ import annotations
