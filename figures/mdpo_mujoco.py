@@ -8,6 +8,11 @@ keeps the three environments and 5 seeds for the on-policy pair at 150k steps (0
 PPO per step here; ≈ 1.2 CPU-h) — fewer tasks, not fewer seeds. As in the authors' runs, t_k
 is annealed over 10× the run's length (their script anneals over 10M steps for 1M-step runs,
 REFERENCES.md), so t_k stays ≥ 0.9 and the KL weight ≤ 1.1.
+Measured at the mid budget (40 runs at commit 9c7bb61, 1.47 CPU-h; figures/data/mid/mdpo_mujoco):
+INCONCLUSIVE. Every point estimate favours the baseline, none beyond the 10% margin with 95%
+confidence: on-policy Hopper 616 vs PPO 790 (−173 [−285, −61], margin −79, P 0.04), Walker2d
+349 vs 386 (−37 [−86, +20]), HalfCheetah 0.6 vs 257 (−256 [−445, +30]; PPO's sanity check fails
+there, −362 → 257); off-policy Hopper 255 vs SAC 368 (−113 [−311, −9]).
 """
 
 from __future__ import annotations
