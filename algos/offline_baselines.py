@@ -395,21 +395,16 @@ def _scripted_expert(
     rollouts (seed [data_seed, 2]) goes into the dataset's meta."""
     from prl.envs.metaworld_tasks import scripted_policy
 
-    if not env_name.startswith("mw-"):
-        raise ConfigError(f"expert='scripted' needs a MetaWorld task (mw-...), got {env_name!r}")
     policy = scripted_policy(env_name)
     env = make_env()
+
+    def rollouts(stream: int, n: int) -> Any:
+        rng = np.random.default_rng([cfg.data_seed, stream])
+        return collect_rollouts(env, policy, rng, n_episodes=n, action_noise=SCRIPTED_VALUE_NOISE)
+
     try:
-        fit_ro, test_ro = [
-            collect_rollouts(
-                env,
-                policy,
-                np.random.default_rng([cfg.data_seed, k]),
-                n_episodes=n,
-                action_noise=SCRIPTED_VALUE_NOISE,
-            )
-            for k, n in ((1, max(20, 2 * cfg.episodes)), (2, max(5, cfg.episodes // 5)))
-        ]
+        fit_ro = rollouts(1, max(20, 2 * cfg.episodes))
+        test_ro = rollouts(2, max(5, cfg.episodes // 5))
     finally:
         env.close()
     critic = fit_rollout_value(fit_ro, gamma=0.99, seed=cfg.data_seed)

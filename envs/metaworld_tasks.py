@@ -29,6 +29,7 @@ PAPER_TASKS = (
     "plate-slide-v3",
     "sweep-into-v3",
 )
+NEED_EXTRA = "MetaWorld tasks need the optional extra: pip install 'prl-lab[metaworld]'"
 HAND_NOISE = np.array([0.25, 0.15, 0.2])  # half-widths of the random initial hand offset
 
 
@@ -49,9 +50,7 @@ class MetaWorldTaskEnv(gym.Env):
         try:
             from metaworld.env_dict import ALL_V3_ENVIRONMENTS
         except ImportError as exc:
-            raise ConfigError(
-                "MetaWorld tasks need the optional extra: pip install 'prl-lab[metaworld]'"
-            ) from exc
+            raise ConfigError(NEED_EXTRA) from exc
         if task not in ALL_V3_ENVIRONMENTS:
             raise ConfigError(f"unknown MetaWorld v3 task {task!r} (e.g. {', '.join(PAPER_TASKS)})")
         if (
@@ -114,13 +113,13 @@ class MetaWorldTaskEnv(gym.Env):
 def scripted_policy(env_name: str) -> Any:
     """MetaWorld's hand-written expert for ``mw-<task>`` (``metaworld.policies``) as a behaviour
     policy ``(obs, rng) -> action`` (deterministic; the rng is unused)."""
-    task = env_name[3:] if env_name.startswith("mw-") else env_name
+    if not env_name.startswith("mw-"):
+        raise ConfigError(f"scripted policies need a MetaWorld task (mw-...), got {env_name!r}")
+    task = env_name[3:]
     try:
         from metaworld import policies
     except ImportError as exc:
-        raise ConfigError(
-            "MetaWorld tasks need the optional extra: pip install 'prl-lab[metaworld]'"
-        ) from exc
+        raise ConfigError(NEED_EXTRA) from exc
     base = task[: -len("-v3")] if task.endswith("-v3") else ""
     name = "Sawyer" + "".join(w.capitalize() for w in base.split("-")) + "V3Policy"
     if not base or not hasattr(policies, name):

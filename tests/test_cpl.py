@@ -450,7 +450,7 @@ def test_scripted_metaworld_expert_and_its_dataset() -> None:
     assert ds.meta["behaviour"] == "scripted+N(0,1.0^2)" and ds.meta["expert"] == "scripted"
     assert -1.0 <= ds.meta["value_heldout_corr"] <= 1.0
     assert ds.segments.obs.shape == (20, 8, 39) and np.all(np.isfinite(ds.scores))
-    with pytest.raises(ConfigError, match="needs a MetaWorld task"):
+    with pytest.raises(ConfigError, match="need a MetaWorld task"):
         default_dataset("Hopper-v5", {}, cfg)
 
 
