@@ -39,7 +39,7 @@ import torch
 from gymnasium import spaces
 from torch.nn import functional as F
 
-from prl.common.sb3 import RunDirLoad, SB3Learner
+from prl.common.sb3 import RunDirLoad, SB3Learner, foreach_adam
 from prl.config import alias, option, require, resolve_aliases
 from prl.errors import ConfigError, InvalidInputError
 from prl.mdp import policy_evaluation_torch, q_from_v_torch
@@ -453,6 +453,7 @@ class MDPOOnPolicy(RunDirLoad, PPO):
         """m full-batch mirror-descent steps on the policy, then the value function."""
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.policy.optimizer, self.vf_optimizer])
+        foreach_adam(self.policy.optimizer, self.vf_optimizer)  # same numbers, fewer kernels
         t_k = self.current_t_k()
         full = next(self.rollout_buffer.get(batch_size=None))
         actions = full.actions

@@ -178,6 +178,7 @@ def compute_piece(
         "cpu_s": round(float(stats.get("cpu_s", float("nan"))), 3),
         "wall_s": round(float(stats.get("wall_s", float("nan"))), 3),
         **{f"git_{k}": v for k, v in git_info().items()},
+        "cpu": machine()["cpu"],  # where it ran (a Ray node, too): bytes depend on the CPU kind
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -403,7 +404,7 @@ def ensure_store(
         pieces.append({
             "key": key, "seed": p["seed"], "file": file, "sha256": sha256(store_dir / file),
             "cpu_s": rec["cpu_s"], "wall_s": rec["wall_s"], "commit": rec.get("git_commit"),
-            "dirty": rec.get("git_dirty"), "finished": rec.get("finished"),
+            "dirty": rec.get("git_dirty"), "cpu": rec.get("cpu"), "finished": rec.get("finished"),
             "command": piece_command(name, key, tier, seeds, budget, registered),
         })  # fmt: skip
     keep = {p["file"] for p in pieces}
@@ -552,7 +553,12 @@ def main(argv: list[str] | None = None) -> int:
                                 "cpu", args.out)  # fmt: skip
             same = rec["sha256"] == piece["sha256"]
             bad += not same
-            print(f"{'OK' if same else 'MISMATCH'} {piece['key']}")
+            stored_cpu = piece.get("cpu") or man.get("machine", {}).get("cpu")
+            note = ""
+            if not same and stored_cpu and stored_cpu != rec["cpu"]:
+                note = (f" (stored on {stored_cpu!r}, recomputed on {rec['cpu']!r}: float32 "
+                        "kernels differ between CPU kinds; compare on the stored one)")  # fmt: skip
+            print(f"{'OK' if same else 'MISMATCH'} {piece['key']}{note}")
         return 1 if bad else 0
     except PrlError as exc:
         print(f"prl: error: {' '.join(str(exc).split())}", file=sys.stderr)

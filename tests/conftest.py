@@ -47,3 +47,59 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def prl_cli():
     """The ``run_prl`` helper as a fixture."""
     return run_prl
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+GOLDEN_RTOL = 1e-2  # a CPU kind without stored files: float32 kernels move the last bits
+
+
+def cpu_kind() -> tuple[str, str]:
+    """(vendor id from /proc/cpuinfo, torch's CPU capability): what decides float32 kernels."""
+    import torch
+
+    vendor = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            ids = (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("vendor_id"))
+            vendor = next(ids, "")
+    except OSError:
+        pass
+    return vendor, torch.backends.cpu.get_cpu_capability()
+
+
+def assert_golden(metrics: Path, name: str, kind: tuple[str, str] | None = None) -> None:
+    """``metrics`` equals golden ``name`` byte for byte (tests/data/golden/README.md): any stored
+    CPU kind's file, this CPU kind's file when stored, else every value within GOLDEN_RTOL.
+
+    ``kind``: (vendor, capability) of the CPU, :func:`cpu_kind` when omitted."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    kinds = json.loads((GOLDEN / "kinds.json").read_text())
+    stored = {k: (GOLDEN / k / f"{name}.metrics.csv").read_bytes() for k in kinds}
+    got = metrics.read_bytes()
+    if got in stored.values():
+        return
+    vendor, cap = kind or cpu_kind()
+    mine = [k for k, v in kinds.items() if v["vendor"] == vendor and v["cpu_capability"] == cap]
+    assert not mine, f"{name}: metrics.csv differs from the golden made on this CPU ({mine[0]})"
+    ref_kind = next(iter(kinds))
+    ref = pd.read_csv(GOLDEN / ref_kind / f"{name}.metrics.csv")
+    new = pd.read_csv(metrics)
+    assert list(new.columns) == list(ref.columns) and new.shape == ref.shape, name
+    num = ref.select_dtypes("number").columns
+    pd.testing.assert_frame_equal(new.drop(columns=num), ref.drop(columns=num))
+    a, b = new[num].to_numpy(float), ref[num].to_numpy(float)
+    close = np.isclose(a, b, rtol=GOLDEN_RTOL, atol=1e-6, equal_nan=True)
+    assert close.all(), (
+        f"{name}: on this CPU ({vendor}, {cap}; no stored golden of its kind) values differ from "
+        f"{ref_kind}'s by more than {GOLDEN_RTOL:g} relative: {num[np.where(~close)[1]].tolist()}"
+    )
+
+
+@pytest.fixture
+def golden():
+    """The ``assert_golden`` check as a fixture."""
+    return assert_golden

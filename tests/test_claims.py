@@ -197,6 +197,7 @@ def test_store_round_trip_draws_without_training(
     for field in ("git", "machine", "versions", "command", "cpu_s", "wall_s", "analysis"):
         assert field in man
     assert {p["seed"] for p in man["pieces"]} == {0, 1}
+    assert {p["cpu"] for p in man["pieces"]} == {store.machine()["cpu"]}  # where each run ran
     first = (built / "out" / "pdppo_vs_ppo.csv").read_bytes()
     shutil.copytree(built / "store", tmp_path / "store")
 
@@ -248,6 +249,25 @@ def test_manifest_command_reproduces_a_stored_run(built: Path, tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     produced = Path(proc.stdout.strip().splitlines()[-1])
     assert produced.read_bytes() == (_sdir(built) / piece["file"]).read_bytes()
+
+
+def test_verify_names_the_cpus_when_a_recomputed_run_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes depend on the CPU kind (float32 kernels): a mismatch says where each side ran."""
+    import prl.store as store
+
+    man = {"pieces": [{"key": "a", "sha256": "1", "cpu": "CPU A"},
+                      {"key": "b", "sha256": "2", "cpu": "CPU B"}], "seeds": [0]}  # fmt: skip
+    monkeypatch.setattr(store, "read_manifest", lambda *a, **k: man)
+    monkeypatch.setattr(
+        store, "compute_piece", lambda name, tier, key, *a: {"sha256": "2", "cpu": "CPU B"}
+    )
+    argv = ["verify", "pdppo_vs_ppo", "--budget", "quick", "--store", str(tmp_path)]
+    assert store.main([*argv, "--out", str(tmp_path / "re")]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("MISMATCH a (stored on 'CPU A', recomputed on 'CPU B'")
+    assert out[1] == "OK b"
 
 
 @pytest.mark.parametrize("damage", ["manifest", "budget", "checksum", "seed", "figure", "extra"])

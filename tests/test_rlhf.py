@@ -333,17 +333,15 @@ def test_determinism_and_exact_resume(clip: int) -> None:
 
 
 @pytest.mark.long
-def test_whole_trajectory_refit_reproduces_the_golden_run_before_clips(tmp_path) -> None:
+def test_whole_trajectory_refit_reproduces_the_golden_run_before_clips(tmp_path, golden) -> None:
     """rm_clip=0 is the refit before 50-step windows became the default: the golden run stored
     then (tests/data/golden/rlhf_whole.metrics.csv) reproduces bit for bit."""
     import subprocess
     import sys
-    from pathlib import Path
 
     cmd = [sys.executable, "-m", "prl.cli", "run", "rlhf", "--env", ENV, "--steps", "1000",
            "--threads", "1", "--rm-clip", "0", "--out", str(tmp_path)]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     (metrics,) = tmp_path.glob("*/metrics.csv")
-    golden = Path(__file__).parent / "data" / "golden" / "rlhf_whole.metrics.csv"
-    assert metrics.read_bytes() == golden.read_bytes()
+    golden(metrics, "rlhf_whole")

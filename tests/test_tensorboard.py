@@ -12,8 +12,6 @@ import pytest
 
 from prl.errors import ConfigError
 
-GOLDEN = Path(__file__).parent / "data" / "golden"
-
 
 def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in every event file under ``log_dir``: tag -> [(step, value)]."""
@@ -40,12 +38,12 @@ def _run(prl_cli, tmp_path: Path, *args: str) -> tuple[Path, Path]:
 
 
 @pytest.mark.long
-def test_sb3_learner_logs_through_sb3s_logger(tmp_path: Path, prl_cli) -> None:
+def test_sb3_learner_logs_through_sb3s_logger(tmp_path: Path, prl_cli, golden) -> None:
     """mdpo_on (an SB3 PPO subclass): SB3's train/, rollout/ and time/ scalars and its
     progress.csv appear under DIR/RUN_NAME, beside the lab's prl/* rows; metrics.csv is the
     golden file byte for byte (logging changes no number)."""
     run_dir, log_dir = _run(prl_cli, tmp_path, "mdpo_on", "--env", "Hopper-v5", "--steps", "512")
-    assert (run_dir / "metrics.csv").read_bytes() == (GOLDEN / "mdpo.metrics.csv").read_bytes()
+    golden(run_dir / "metrics.csv", "mdpo")
     tags = _scalars(log_dir)
     for tag in ("train/loss_value", "train/approx_kl", "train/learning_rate",
                 "rollout/ep_rew_mean", "time/fps", "prl/return", "prl/loss_value"):  # fmt: skip
@@ -60,11 +58,11 @@ def test_sb3_learner_logs_through_sb3s_logger(tmp_path: Path, prl_cli) -> None:
     assert value == pytest.approx(float(row["loss_value"]), rel=1e-6)
 
 
-def test_non_sb3_learner_gets_its_metrics_rows(tmp_path: Path, prl_cli) -> None:
+def test_non_sb3_learner_gets_its_metrics_rows(tmp_path: Path, prl_cli, golden) -> None:
     """nash_md has no SB3 model: its metrics rows are the prl/* scalars, step for step and
     value for value (no SB3 progress.csv); metrics.csv is the golden file."""
     run_dir, log_dir = _run(prl_cli, tmp_path, "nash_md", "--env", "dueling", "--steps", "50")
-    assert (run_dir / "metrics.csv").read_bytes() == (GOLDEN / "nash.metrics.csv").read_bytes()
+    golden(run_dir / "metrics.csv", "nash")
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     tags = _scalars(log_dir)
     assert not (log_dir / "progress.csv").exists()

@@ -33,7 +33,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.nn import functional as F
 
-from prl.common.sb3 import RunDirLoad
+from prl.common.sb3 import RunDirLoad, foreach_adam
 
 __all__ = ["FastSAC", "sac_losses"]
 
@@ -125,9 +125,7 @@ class FastSAC(RunDirLoad, SAC):
         if self.ent_coef_optimizer is not None:
             optimizers += [self.ent_coef_optimizer]
         self._update_learning_rate(optimizers)
-        for opt in optimizers:  # multi-tensor Adam: same numbers, fewer small kernels
-            for group in opt.param_groups:
-                group["foreach"] = True
+        foreach_adam(*optimizers)  # same numbers, fewer small kernels
         self.before_train()
         frozen = self._critic_only_params()
         critic_params = list(critic.parameters())

@@ -31,6 +31,7 @@ __all__ = [
     "MODEL_FILE",
     "RunDirLoad",
     "SB3Learner",
+    "foreach_adam",
     "global_rng_state",
     "np_global_rng_state",
     "set_global_rng_state",
@@ -66,6 +67,18 @@ def _is_sb3_zip(path: Path) -> bool:
             return "data" in z.namelist()
     except (zipfile.BadZipFile, OSError):
         return False
+
+
+def foreach_adam(*optimizers: torch.optim.Optimizer) -> None:
+    """Switch ``optimizers`` to torch's multi-tensor (``foreach``) kernels, as torch already does
+    on a GPU: the same Adam update (Kingma & Ba 2015, Alg. 1), bit for bit, in fewer kernel calls.
+
+    An optimizer built with ``fused=True`` is left as it is (torch allows one of the two).
+    """
+    for opt in optimizers:
+        for group in opt.param_groups:
+            if not group.get("fused"):
+                group["foreach"] = True
 
 
 class RunDirLoad:
