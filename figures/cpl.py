@@ -362,7 +362,7 @@ class CPLTable:
 def table_markdown(summ: pd.DataFrame, tasks: list[str], ctx: FigureContext) -> str:
     """The paper's layout: a block of rows per data regime, one column per task."""
     lines = [
-        f"CPL table ({'quick' if ctx.quick else 'full'} budget, seeds {list(ctx.seeds)}): "
+        f"CPL table ({ctx.tier} budget, seeds {list(ctx.seeds)}): "
         "IQM [95% CI] of success rate (MetaWorld), return (Hopper), normalized return (tabular).",
         "",
         "| data | method | " + " | ".join(_label(t) for t in tasks) + " |",

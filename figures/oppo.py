@@ -349,7 +349,7 @@ def _expert_note(task: str, ctx: FigureContext) -> str:
 def table_markdown(summ: pd.DataFrame, tasks: list[str], ctx: FigureContext) -> str:
     """Rows = methods, columns = tasks: IQM [95% CI] of the normalized score."""
     lines = [
-        f"OPPO vs baselines ({'quick' if ctx.quick else 'full'} budget, seeds {list(ctx.seeds)}): "
+        f"OPPO vs baselines ({ctx.tier} budget, seeds {list(ctx.seeds)}): "
         "IQM [95% CI] of the score (0 = random level, 1 = expert level).",
         "",
         "| method | " + " | ".join(LABELS.get(t, t) for t in tasks) + " |",
