@@ -30,6 +30,13 @@ discounted returns (recorded in the dataset's meta). Labels keep the authors' fo
 Σr + V(s_T) − V(s_0). Sizing (one seed, 2026-12-02): %BC success 0.4 after 5k steps, 1.0 after
 10k and 20k; CPU per 10k-step run ≈ 100 s (SFT, %BC), 180 s (CPL), 730 s (P-IQL), so the figure
 costs ≈ 2.9 CPU-h (35 runs). The paper's six tasks at this budget would cost ≈ 17 CPU-h.
+Measured (35 runs at 09b0de4, Intel Xeon, 2.36 CPU-h; ``figures/data/mid/cpl_table``): **NOT
+REPRODUCED**. Success IQM, dense: SFT 0.87, P-IQL 1.00, CPL 0.70 — CPL − P-IQL −0.30 [−0.47, −0.20],
+wholly below the −10% margin; sparse: SFT 0.90, P-IQL 0.97, CPL 0.97 (inconclusive); %BC 0.90, so
+the sanity level is met. At this budget CPL's contrastive phase is 6k steps (0.02× the paper's
+300k) and ends below SFT on dense data; the data (one task, 1,000 dense 32-step segments, a fitted
+V for the labels) and the metric (final, not the paper's best-seen success) also differ from the
+paper — the manifest's analysis says which numbers came from where.
 cpl_dense_sparse's mid tier is the tabular random MDP only.
 """
 

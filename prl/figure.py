@@ -250,6 +250,9 @@ def make_figure(
         if tier == "quick":
             mark_smoke_test(fig)
         provenance = store_provenance(store_dir)
+        analysis = provenance.pop("analysis", "") if provenance else ""
+        if claim is not None and analysis:
+            claim["analysis"] = analysis  # the store's analysis of its verdict
         stamp = f"seeds: {', '.join(map(str, seeds))} · {tier} budget"
         if provenance:
             stamp += (
@@ -304,12 +307,14 @@ def make_figure(
 
 
 def store_provenance(store_dir: Path | None) -> dict[str, Any] | None:
-    """Where a stored figure's runs came from: the commits and the command of its manifest."""
+    """Where a stored figure's runs came from: the commits, the command and the analysis of its
+    manifest."""
     if store_dir is None or not (store_dir / "manifest.json").is_file():
         return None
     man = json.loads((store_dir / "manifest.json").read_text())
     commits = sorted({str(p.get("commit")) for p in man.get("pieces", []) if p.get("commit")})
-    return {"commits": commits, "command": man.get("command", ""), "complete": man.get("complete")}
+    return {"commits": commits, "command": man.get("command", ""), "complete": man.get("complete"),
+            "analysis": man.get("analysis", "")}  # fmt: skip
 
 
 def judge_claim(

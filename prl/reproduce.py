@@ -283,7 +283,8 @@ def _claims_section(figures: list[FigureOutcome]) -> tuple[list[str], str]:
         "| budget |",
         "|---|---|---|---|---|---|",
     ]
-    trs = []
+    trs: list[str] = []
+    notes: list[str] = []
     for f in rows:
         c = f.claim or {}
         verdict = c["verdict"] + (" (smoke, not a result)" if c.get("smoke") else "")
@@ -294,12 +295,23 @@ def _claims_section(figures: list[FigureOutcome]) -> tuple[list[str], str]:
             f"| {f.name} | {text} | **{verdict}** — {c['reason'].replace('|', '/')} "
             f"| {effect.replace('|', '/')} | {seeds} | {c.get('budget')} |"
         )
+        analysis = c.get("analysis") or ""
+        if analysis:
+            notes.append(f"- **{f.name}**: {analysis}")
+        details = (
+            f"<details><summary>analysis</summary><small>{html.escape(analysis)}</small></details>"
+            if analysis
+            else ""
+        )
         trs.append(
             f"<tr><td>{html.escape(f.name)}</td><td>{html.escape(c['text'])}</td>"
-            f"<td><b>{html.escape(verdict)}</b><br><small>{html.escape(c['reason'])}</small></td>"
+            f"<td><b>{html.escape(verdict)}</b><br><small>{html.escape(c['reason'])}</small>"
+            f"{details}</td>"
             f"<td>{html.escape(effect)}</td><td>{seeds}</td><td>{html.escape(str(c.get('budget')))}"
             "</td></tr>"
         )
+    if notes:
+        md += ["", "Analyses of the verdicts (from each store's manifest):", "", *notes]
     page = (
         "<h2>Control claims</h2><table><tr><th>figure</th><th>claim</th><th>verdict</th>"
         "<th>effect</th><th>seeds</th><th>budget</th></tr>" + "".join(trs) + "</table>"

@@ -350,6 +350,25 @@ def test_index_round_trips_the_claim(built: Path, tmp_path: Path) -> None:
     md = (tmp_path / "index.md").read_text()
     assert "## Control claims" in md and "smoke, not a result" in md
     assert "2 seeds < the 5" in md  # the reason travels with the verdict
+    assert "Analyses of the verdicts" not in md  # no analysis, no section
+    fo.claim = {**claim, "analysis": "why: the budget <is> small"}
+    write_index(tmp_path, [], [fo], quick=True, total_seconds=1.0, device="cpu", tier="quick")
+    assert "- **pdppo_vs_ppo**: why: the budget <is> small" in (tmp_path / "index.md").read_text()
+    assert "the budget &lt;is&gt; small" in (tmp_path / "index.html").read_text()
+
+
+def test_a_figure_drawn_from_the_store_carries_its_analysis(built: Path, tmp_path: Path) -> None:
+    """The store manifest's analysis (written after the runs) is the claim's analysis."""
+    import shutil
+
+    from prl.utils import atomic_write_json
+
+    shutil.copytree(built / "store", tmp_path / "store")
+    man = json.loads((_sdir(tmp_path) / "manifest.json").read_text())
+    atomic_write_json(_sdir(tmp_path) / "manifest.json", {**man, "analysis": "budget too small"})
+    fo = _make(tmp_path)
+    assert fo.ok, fo.error
+    assert fo.claim["analysis"] == "budget too small"
 
 
 @pytest.mark.slow
