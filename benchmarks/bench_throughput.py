@@ -19,7 +19,7 @@ env step against SB3 PPO with the same PPO settings (rollout size, minibatch, ep
 at one environment and at the learner's number of environments, on the same environment (for
 C-MORL's two-objective MO-Hopper the peer runs Hopper-v5: the same MuJoCo model and step cost).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_throughput.py [vec|reward|learners] [--reps 2]
+    OMP_NUM_THREADS=1 python benchmarks/bench_throughput.py [vec|reward|learners|adam] [--reps 2]
         [--horizon 1000]
 """
 
@@ -190,9 +190,42 @@ def bench_learners(reps: int) -> None:
         )
 
 
+def _adam_child(foreach: bool, iters: int) -> None:
+    """One process (SB3 samples from torch's global generator): RLHF at the spo_control settings,
+    Adam's foreach kernels on or off; prints CPU ms per env step and a hash of the weights."""
+    import hashlib
+
+    import prl.common.ppo as ppo_core
+
+    if not foreach:
+        ppo_core.foreach_adam = lambda *opts: None  # SB3's default (for-loop) Adam on CPU
+    run = _learner("rlhf", "HopperFactored-v5", _SPO, _HOP)
+    run()  # untimed warm-up iteration
+    _, cpu, n = _timed(lambda: sum(run() for _ in range(iters)))
+    learner = next(c.cell_contents for c in run.__closure__ if hasattr(c.cell_contents, "model"))
+    weights = torch.cat([p.detach().flatten() for p in learner.model.policy.parameters()])
+    digest = hashlib.sha1(weights.numpy().tobytes()).hexdigest()[:12]
+    print(f"| {'foreach' if foreach else 'for-loop'} | {1e3 * cpu / n:.4f} | {digest} |")
+
+
+def bench_adam(reps: int) -> None:
+    """EpisodicPPO's multi-tensor Adam vs SB3's default, alternating fresh processes."""
+    import subprocess
+    import sys
+
+    print("| Adam | CPU ms per env step | weights (sha1) |")
+    print("|---|---:|---|")
+    for _ in range(reps):
+        for flag in ("0", "1"):
+            cmd = [sys.executable, __file__, "adam-child", "--foreach", flag, "--reps", "3"]
+            subprocess.run(cmd, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", nargs="?", default="all", choices=["all", "vec", "reward", "learners"])
+    parts = ["all", "vec", "reward", "learners", "adam", "adam-child"]
+    ap.add_argument("part", nargs="?", default="all", choices=parts)
+    ap.add_argument("--foreach", type=int, default=1, help="adam-child: 1 = foreach Adam")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--horizon", type=int, default=1000, help="reward part: episode length")
     a = ap.parse_args()
@@ -206,6 +239,10 @@ def main() -> None:
         bench_reward(a.reps, a.horizon)
     if a.part in ("all", "learners"):
         bench_learners(a.reps)
+    if a.part == "adam":
+        bench_adam(a.reps)
+    if a.part == "adam-child":
+        _adam_child(bool(a.foreach), a.reps)
 
 
 if __name__ == "__main__":

@@ -295,14 +295,11 @@ def _claims_section(figures: list[FigureOutcome]) -> tuple[list[str], str]:
             f"| {f.name} | {text} | **{verdict}** — {c['reason'].replace('|', '/')} "
             f"| {effect.replace('|', '/')} | {seeds} | {c.get('budget')} |"
         )
-        analysis = c.get("analysis") or ""
-        if analysis:
-            notes.append(f"- **{f.name}**: {analysis}")
-        details = (
-            f"<details><summary>analysis</summary><small>{html.escape(analysis)}</small></details>"
-            if analysis
-            else ""
-        )
+        details = ""
+        if c.get("analysis"):
+            notes.append(f"- **{f.name}**: {c['analysis']}")
+            details = f"<details><summary>analysis</summary><small>{html.escape(c['analysis'])}"
+            details += "</small></details>"
         trs.append(
             f"<tr><td>{html.escape(f.name)}</td><td>{html.escape(c['text'])}</td>"
             f"<td><b>{html.escape(verdict)}</b><br><small>{html.escape(c['reason'])}</small>"

@@ -210,17 +210,17 @@ def sha256(path: str | os.PathLike[str]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    """The machine a store was computed on."""
-    model = ""
+    """The machine a store was computed on (the CPU's model and vendor decide float32 bytes)."""
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
     return {"node": platform.node(), "system": platform.system(), "machine": platform.machine(),
-            "cpu": model, "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "cpu": info.get("model name", ""), "cpu_vendor": info.get("vendor_id", ""),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}  # fmt: skip
 
 

@@ -54,17 +54,12 @@ GOLDEN_RTOL = 1e-2  # a CPU kind without stored files: float32 kernels move the 
 
 
 def cpu_kind() -> tuple[str, str]:
-    """(vendor id from /proc/cpuinfo, torch's CPU capability): what decides float32 kernels."""
+    """(CPU vendor, torch's CPU capability): what decides the float32 kernels."""
     import torch
 
-    vendor = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            ids = (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("vendor_id"))
-            vendor = next(ids, "")
-    except OSError:
-        pass
-    return vendor, torch.backends.cpu.get_cpu_capability()
+    from prl.store import machine
+
+    return machine()["cpu_vendor"], torch.backends.cpu.get_cpu_capability()
 
 
 def assert_golden(metrics: Path, name: str, kind: tuple[str, str] | None = None) -> None:

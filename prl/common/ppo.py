@@ -96,8 +96,8 @@ class EpisodicPPO(RunDirLoad, PPO):
     def train(self) -> None:
         """SB3's PPO update (clipped surrogate, Schulman et al. 2017, Eq. 9) with multi-tensor Adam.
 
-        The same numbers bit for bit as ``PPO.train`` (tests/test_golden.py), ~5% less CPU per
-        env step at the spo_control settings (benchmarks/RESULTS.md).
+        The same numbers bit for bit as ``PPO.train`` (tests/test_golden.py); ~1% less CPU per env
+        step at the spo_control settings (``bench_throughput.py adam``, benchmarks/RESULTS.md).
         """
         foreach_adam(self.policy.optimizer)
         super().train()
